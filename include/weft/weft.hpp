@@ -1,0 +1,18 @@
+// weft/weft.hpp — the umbrella header: everything that runs on the CPU.
+//   #include <weft/weft.hpp>
+// Link weft::openmp (CMake) or compile with -fopenmp for multi-threaded kernels.
+#pragma once
+
+#include "weft/version.hpp"
+
+#include "weft/core/dtype.hpp"
+#include "weft/core/error.hpp"
+#include "weft/core/shape.hpp"
+#include "weft/core/storage.hpp"
+#include "weft/core/tensor.hpp"
+#include "weft/core/threading.hpp"
+
+#include "weft/expr/assign.hpp"
+#include "weft/expr/matmul.hpp"
+#include "weft/expr/nodes.hpp"
+#include "weft/expr/reduce.hpp"
