@@ -11,8 +11,20 @@
 #include "weft/core/storage.hpp"
 #include "weft/core/tensor.hpp"
 #include "weft/core/threading.hpp"
+#include "weft/core/weight.hpp"
 
 #include "weft/expr/assign.hpp"
 #include "weft/expr/matmul.hpp"
 #include "weft/expr/nodes.hpp"
 #include "weft/expr/reduce.hpp"
+
+#include "weft/io/hf_config.hpp"
+#include "weft/io/npy.hpp"
+#include "weft/io/safetensors.hpp"
+
+#include "weft/nn/attention.hpp"
+#include "weft/nn/linear.hpp"
+#include "weft/nn/norm.hpp"
+#include "weft/nn/rope.hpp"
+
+#include "weft/models/llama.hpp"

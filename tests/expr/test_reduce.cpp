@@ -98,9 +98,10 @@ TEST_CASE("softmax and log_softmax match the double reference, including -inf en
             for (double v : row) s += std::exp(v - m);
             for (double v : row) want_p.push_back(std::exp(v - m) / s), want_lp.push_back(v - m - std::log(s));
         }
-        // Rounding x - max to float (|x - max| <= 40) perturbs exp's argument by up to 40·ε/2:
-        // a relative error of 2.4e-6 in each probability; log-softmax errors are absolute, ~ 40·ε.
-        CHECK(max_rel_error(to_doubles(p), want_p, 1e-30) <= 4e-6);
+        // Rounding x - max to float (|x - max| <= 40) perturbs exp's argument by up to 40·ε/2, a
+        // relative error of 2.4e-6 in each probability; the float sum of n terms adds ~√n·ε (the
+        // scalar build sums serially). Log-softmax errors are absolute, ~ 40·ε.
+        CHECK(max_rel_error(to_doubles(p), want_p, 1e-30) <= 1e-5);
         CHECK(max_rel_error(to_doubles(lp), want_lp, 40.0) <= 1e-6);
         if (n > 1) CHECK(p(2, n - 1) == 0.0f);
     }

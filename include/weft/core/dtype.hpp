@@ -25,8 +25,8 @@ inline float f16_bits_to_float_portable(std::uint16_t h) {
     std::uint32_t exp = (h >> 10) & 0x1Fu;
     std::uint32_t mant = h & 0x3FFu;
     std::uint32_t bits;
-    if (exp == 0x1F) {  // inf or NaN: keep the payload, top-aligned
-        bits = sign | 0x7F800000u | (mant << 13);
+    if (exp == 0x1F) {  // inf or NaN: keep the payload, top-aligned, and quiet a NaN (as F16C does)
+        bits = sign | 0x7F800000u | (mant << 13) | (mant ? 0x00400000u : 0u);
     } else if (exp != 0) {  // normal
         bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
     } else if (mant == 0) {  // zero

@@ -34,14 +34,18 @@ inline void set_num_threads(int n) {
 }
 
 // Calls body(begin, end) over [0, n) split into at most num_threads() contiguous chunks, one per
-// thread, each a multiple of `grain` long (except the last). Runs serially when n < 2 * grain or
-// when one thread is set. Exceptions thrown by body are not allowed (it runs inside OpenMP).
+// thread, each a multiple of `grain` long (except the last). Runs serially when n < 2 * grain,
+// when one thread is set, or when already inside a parallel region (no nested teams).
+// Exceptions thrown by body are not allowed (it runs inside OpenMP).
 template <class Body>
 void parallel_for(std::ptrdiff_t n, std::ptrdiff_t grain, Body&& body) {
     if (n <= 0) return;
     grain = std::max<std::ptrdiff_t>(grain, 1);
     const std::ptrdiff_t blocks = (n + grain - 1) / grain;
-    const int threads = static_cast<int>(std::min<std::ptrdiff_t>(num_threads(), blocks));
+    int threads = static_cast<int>(std::min<std::ptrdiff_t>(num_threads(), blocks));
+#if defined(_OPENMP)
+    if (omp_in_parallel()) threads = 1;
+#endif
     if (threads <= 1) {
         body(std::ptrdiff_t{0}, n);
         return;

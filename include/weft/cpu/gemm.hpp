@@ -11,7 +11,6 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <utility>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -155,25 +154,25 @@ struct Scalar {
 };
 
 // ---- Tuning --------------------------------------------------------------------------------
-// MR x NR: the register tile of C a microkernel call computes (NR = NV vectors).
-// kc: depth of one packed block (B micro-panel kc x NR stays in L1). mc: rows of the packed A
-// block (L2). nc: columns of the packed B panel (kc x nc, L2). gemv_max_m: batch sizes that take
-// the streaming GEMV paths instead of packing. None of these change results, only speed.
+// MR x NR: the tile of C one microkernel call keeps in registers (NR = NV vectors).
+// kc: depth of a packed slice of k; its A micro-panel (MR x kc) stays in L1 while B
+// micro-panels stream past it. nc: columns of the packed B panel (kc x nc), which stays in L2.
+// kGemvMaxM: batch sizes that take the streaming GEMV paths instead. None of these change
+// results, only speed.
 #if defined(__AVX512F__)
 using Best = Avx512;
 inline constexpr int kMR = 8, kNV = 2;
-inline constexpr index kKC = 256, kMC = 192, kNC = 1024;
+inline constexpr index kKC = 384, kNC = 512;
 #elif defined(__AVX2__) && defined(__FMA__)
 using Best = Avx2;
 inline constexpr int kMR = 6, kNV = 2;
-inline constexpr index kKC = 256, kMC = 144, kNC = 1024;
+inline constexpr index kKC = 256, kNC = 512;
 #else
 using Best = Scalar;
 inline constexpr int kMR = 4, kNV = 4;
-inline constexpr index kKC = 256, kMC = 64, kNC = 256;
+inline constexpr index kKC = 256, kNC = 256;
 #endif
-inline constexpr bool kBPanelInL1 = true;
-inline constexpr int kGemvMaxM = 8;
+inline constexpr int kGemvMaxM = 16;
 inline constexpr index kGemvNnChunk = 2048;  // columns of C kept hot while streaming B's rows
 
 // ---- Scratch buffers -------------------------------------------------------------------------
@@ -327,8 +326,7 @@ inline void prefetch_tile(const float* c, index rows, index cols, index ldc) {
 #endif
 }
 
-// ---- Packed GEMM ---------------------------------------------------------------------------
-
+// One gemm_f32 call's arguments.
 struct Args {
     index M, N, K;
     const float* a;
@@ -340,47 +338,42 @@ struct Args {
     bool accumulate;
 };
 
-// Computes the C block rows [m0, m1) x columns [n0, n1) on the calling thread, BLIS order:
-// for each nc panel of columns, for each kc slice of k: pack B panel; for each mc block of rows:
-// pack A block; sweep B micro-panels (L1) against A micro-panels (L2).
+// ---- Packed GEMM ---------------------------------------------------------------------------
+
+
+// Computes the C block rows [m0, m1) x columns [n0, n1) on the calling thread. For each kc
+// slice of k: pack A's rows once; for each nc panel of columns: pack B's panel once; then each A
+// micro-panel (L1) meets every B micro-panel (L2). Each operand is packed exactly once per call.
 template <class Isa, int MR, int NV>
 void gemm_block(const Args& g, index m0, index m1, index n0, index n1) {
     constexpr int NR = NV * Isa::width;
-    const index mc = std::min<index>(kMC, (m1 - m0 + MR - 1) / MR * MR);
+    const index mb = m1 - m0;
+    const index kc = std::min(kKC, g.K);
     const index nc = std::min<index>(kNC, (n1 - n0 + NR - 1) / NR * NR);
-    const index kc = std::min<index>(kKC, g.K);
-    float* ap = scratch(0, static_cast<std::size_t>(mc * kc));
+    float* ap = scratch(0, static_cast<std::size_t>((mb + MR - 1) / MR * MR * kc));
     float* bp = scratch(1, static_cast<std::size_t>(nc * kc));
     alignas(64) float edge[MR * NR];  // C tiles that overhang the matrix go through here
 
-    for (index jc = n0; jc < n1; jc += kNC) {
-        const index nb = std::min(kNC, n1 - jc);
-        for (index pc = 0; pc < g.K; pc += kKC) {
-            const index kb = std::min(kKC, g.K - pc);
-            const bool load_c = g.accumulate || pc > 0;
+    for (index pc = 0; pc < g.K; pc += kKC) {
+        const index kb = std::min(kKC, g.K - pc);
+        const bool load_c = g.accumulate || pc > 0;
+        pack_a<Isa, MR>(mb, kb, g.a + m0 * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, ap);
+        for (index jc = n0; jc < n1; jc += kNC) {
+            const index nb = std::min(kNC, n1 - jc);
             pack_b<Isa, NR>(kb, nb, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, bp);
-            for (index ic = m0; ic < m1; ic += kMC) {
-                const index mb = std::min(kMC, m1 - ic);
-                pack_a<Isa, MR>(mb, kb, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, ap);
-                // Sweep the MR x NR tiles of this block; kPanelInL1 picks which packed panel
-                // the inner loop keeps in L1 (the B micro-panel: walk down M; else walk along N).
-                const index m_tiles = (mb + MR - 1) / MR, n_tiles = (nb + NR - 1) / NR;
-                auto tile_origin = [&](index t) {
-                    return kBPanelInL1 ? std::pair{t % m_tiles * MR, t / m_tiles * NR}
-                                       : std::pair{t / n_tiles * MR, t % n_tiles * NR};
-                };
-                for (index t = 0; t < m_tiles * n_tiles; ++t) {
-                    const auto [ir, jr] = tile_origin(t);
-                    const index rows = std::min<index>(MR, mb - ir), cols = std::min<index>(NR, nb - jr);
-                    float* ct = g.c + (ic + ir) * g.ldc + jc + jr;
+            for (index ir = 0; ir < mb; ir += MR) {
+                const index rows = std::min<index>(MR, mb - ir);
+                const float* apanel = ap + ir * kb;
+                for (index jr = 0; jr < nb; jr += NR) {
+                    const index cols = std::min<index>(NR, nb - jr);
+                    float* ct = g.c + (m0 + ir) * g.ldc + jc + jr;
                     // The kernel starts by loading its C tile, which is rarely in cache (C is
                     // revisited once per kc slice): fetch the next tile while this one runs.
-                    if (t + 1 < m_tiles * n_tiles) {
-                        const auto [nir, njr] = tile_origin(t + 1);
-                        prefetch_tile(g.c + (ic + nir) * g.ldc + jc + njr, std::min<index>(MR, mb - nir),
-                                      std::min<index>(NR, nb - njr), g.ldc);
-                    }
-                    const float* apanel = ap + ir * kb;
+                    if (jr + NR < nb)
+                        prefetch_tile(ct + NR, rows, std::min<index>(NR, nb - jr - NR), g.ldc);
+                    else if (ir + MR < mb)
+                        prefetch_tile(g.c + (m0 + ir + MR) * g.ldc + jc, std::min<index>(MR, mb - ir - MR),
+                                      std::min<index>(NR, nb), g.ldc);
                     const float* bpanel = bp + jr * kb;
                     if (rows == MR && cols == NR) {
                         microkernel<Isa, MR, NV>(kb, apanel, bpanel, ct, g.ldc, load_c);
@@ -424,41 +417,62 @@ void gemm_packed(const Args& g) {
 // straight from memory with no packing; A is contiguous (a: [M, K], row stride lda).
 
 // matmul_nt layout (b_rs == 1: column n of B is contiguous in k, i.e. row n of W: [N, K]).
-// Computes C columns [n0, n1) for MR rows of A. W rows of W are read side by side, W x W
-// blocks transposed in registers, and each k broadcast against a vector of W columns.
+// Computes C columns [n0, n1) for MR rows of A. W rows of W are read side by side (W long
+// sequential streams), each W x W block is transposed in registers, and then each of its W
+// k-steps broadcasts A[m, k] against a vector of W columns.
 template <class Isa, int MR>
-void gemv_nt(const Args& g, const float* a, index lda, index m0, index n0, index n1) {
+void gemv_nt(const Args& g, const float* a, index lda, index n0, index n1) {
     using V = typename Isa::V;
     constexpr int W = Isa::width;
-    const index K = g.K;
+    // Up to 8 rows the accumulators live in registers next to the W transposed vectors; past
+    // that they would not fit, so each row's accumulator is loaded, advanced W k-steps and
+    // stored back per block (one load and store per W FMAs, all in L1).
+    constexpr bool acc_in_registers = MR <= 8;
+    const index K = g.K, stride = g.b_cs;
     for (index n = n0; n < n1; n += W) {
         const index cols = std::min<index>(W, n1 - n);
-        const float* rows[W];
-        for (int i = 0; i < W; ++i) rows[i] = g.b + (n + (i < cols ? i : 0)) * g.b_cs;  // lanes past
-        V acc[MR];                                                                        // n1 unused
-        for (int m = 0; m < MR; ++m)
-            acc[m] = g.accumulate ? Isa::load_n(g.c + (m0 + m) * g.ldc + n, cols) : Isa::zero();
-        const float* am = a + m0 * lda;
+        const float* w = g.b + n * stride;  // w: [cols rows of W, K]
+        alignas(64) float acc_mem[acc_in_registers ? 1 : MR * W];
+        V acc[acc_in_registers ? MR : 1];
+        for (int m = 0; m < MR; ++m) {
+            const V init = g.accumulate ? Isa::load_n(g.c + m * g.ldc + n, cols) : Isa::zero();
+            if constexpr (acc_in_registers) acc[m] = init;
+            else Isa::store(acc_mem + m * W, init);
+        }
+        // r[j] = W[n .. n+W, k0 + j] for j < kn; then every row m takes the kn FMAs in k order.
+        auto step = [&](V* r, index k0, index kn) {
+            for (int m = 0; m < MR; ++m) {
+                const float* am = a + m * lda + k0;
+                V x = acc_in_registers ? acc[m] : Isa::load(acc_mem + m * W);
+                if (kn == W) {
+#pragma GCC unroll 16
+                    for (int j = 0; j < W; ++j) x = Isa::fma(Isa::set1(am[j]), r[j], x);
+                } else {
+                    for (index j = 0; j < kn; ++j) x = Isa::fma(Isa::set1(am[j]), r[j], x);
+                }
+                if constexpr (acc_in_registers) acc[m] = x;
+                else Isa::store(acc_mem + m * W, x);
+            }
+        };
         index k0 = 0;
-        for (; k0 + W <= K; k0 += W) {
-            V r[W];
+        if (cols == W) {
+            for (; k0 + W <= K; k0 += W) {
+                V r[W];
 #pragma GCC unroll 16
-            for (int i = 0; i < W; ++i) r[i] = Isa::load(rows[i] + k0);
-            Isa::transpose(r);
-#pragma GCC unroll 16
-            for (int j = 0; j < W; ++j)
-#pragma GCC unroll 8
-                for (int m = 0; m < MR; ++m) acc[m] = Isa::fma(Isa::set1(am[m * lda + k0 + j]), r[j], acc[m]);
+                for (int i = 0; i < W; ++i) r[i] = Isa::load(w + i * stride + k0);
+                Isa::transpose(r);
+                step(r, k0, W);
+            }
         }
-        if (k0 < K) {
-            const index kn = K - k0;
+        for (; k0 < K; k0 += W) {  // the k tail, and all of a block narrower than W columns
+            const index kn = std::min<index>(W, K - k0);
             V r[W];
-            for (int i = 0; i < W; ++i) r[i] = Isa::load_n(rows[i] + k0, kn);
+            for (int i = 0; i < W; ++i) r[i] = i < cols ? Isa::load_n(w + i * stride + k0, kn) : Isa::zero();
             Isa::transpose(r);
-            for (index j = 0; j < kn; ++j)
-                for (int m = 0; m < MR; ++m) acc[m] = Isa::fma(Isa::set1(am[m * lda + k0 + j]), r[j], acc[m]);
+            step(r, k0, kn);
         }
-        for (int m = 0; m < MR; ++m) Isa::store_n(g.c + (m0 + m) * g.ldc + n, acc[m], cols);
+        for (int m = 0; m < MR; ++m)
+            Isa::store_n(g.c + m * g.ldc + n, acc_in_registers ? acc[m] : Isa::load(acc_mem + m * W), cols);
     }
 }
 
@@ -513,19 +527,12 @@ void gemv_nn(const Args& g, const float* a, index lda, index m0, index n0, index
     }
 }
 
-// Runs fn.template operator()<MR>() with MR = rows (1 .. 8), so the kernels see it as a constant.
+// Runs fn.template operator()<MR>() with MR = rows (1 .. 16), so the kernels see it as a constant.
 template <class Fn>
 void with_rows(index rows, Fn&& fn) {
-    switch (rows) {
-        case 1: fn.template operator()<1>(); break;
-        case 2: fn.template operator()<2>(); break;
-        case 3: fn.template operator()<3>(); break;
-        case 4: fn.template operator()<4>(); break;
-        case 5: fn.template operator()<5>(); break;
-        case 6: fn.template operator()<6>(); break;
-        case 7: fn.template operator()<7>(); break;
-        default: fn.template operator()<8>(); break;
-    }
+    [&]<int... R>(std::integer_sequence<int, R...>) {
+        ((rows == R + 1 ? (fn.template operator()<R + 1>(), true) : false) || ...);
+    }(std::make_integer_sequence<int, 16>{});
 }
 
 template <class Isa>
@@ -545,7 +552,7 @@ void gemv(const Args& g) {
     parallel_chunks(g.N, grain, [&](index n0, index n1) {
         with_rows(g.M, [&]<int MR>() {
             if (nt)
-                gemv_nt<Isa, MR>(g, a, lda, 0, n0, n1);
+                gemv_nt<Isa, MR>(g, a, lda, n0, n1);
             else
                 gemv_nn<Isa, MR>(g, a, lda, 0, n0, n1);
         });

@@ -55,7 +55,8 @@ inline constexpr const char* isa_name = "scalar";
 //     (int32 rounds to nearest even, as static_cast<float> does)
 //   store_f16(p, v) / store_bf16(p, v) (+ _partial(p, v, n)), round_to_f16(v), round_to_bf16(v):
 //     round to nearest even, bit-identical to weft::float_to_f16_bits / float_to_bf16_bits
-//   + - * / and unary -, fmadd(a, b, c) = a*b+c and fnmadd(a, b, c) = c-a*b, rounded once
+//   + - * / and unary - (and += -= *= /=, the right side may be a float), fmadd(a, b, c) =
+//     a*b+c and fnmadd(a, b, c) = c-a*b, rounded once
 //   min, max, abs, sqrt (correctly rounded), floor, copysign
 //   comparisons < <= > >= == (false on NaN) and != (true on NaN) give V::Mask;
 //   masks combine with & | !, select(m, a, b) picks a where m holds; any(m), all(m);
@@ -68,7 +69,9 @@ inline constexpr const char* isa_name = "scalar";
 //
 // min and max propagate NaN (as torch.minimum/maximum do): if a is NaN the result is a, else if b
 // is NaN it is b. Between equal values (+0 and -0) they return b. NaN payloads are kept where
-// the hardware keeps them; only NaN-ness is guaranteed to match across paths.
+// the hardware keeps them; only NaN-ness is guaranteed to match across paths. (One such case:
+// F16C/AVX-512/NEON quiet a signaling f16 NaN on load, weft's portable f16_bits_to_float does not,
+// so on a build without F16C the two paths differ in that bit.)
 
 template <class V>
 concept Packet = requires {

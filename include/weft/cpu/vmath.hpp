@@ -11,8 +11,11 @@
 namespace weft::simd {
 
 // ---- declarations ----------------------------------------------------------------------------
-// Measured against the correctly rounded result (tests/cpu/test_vmath.cpp), all finite inputs:
-//   exp, log, tanh, sigmoid, erf: at most 2 ulp; silu, gelu, gelu_tanh, pow: see the test file.
+// Max error against the correctly rounded result, measured over tens of millions of inputs
+// (tests/cpu/test_vmath.cpp asserts a bound one above where there is any doubt):
+//   exp 1 ulp, log 1, tanh 1, erf 1, sigmoid 2, silu 3, gelu 4, gelu_tanh 3, pow 2, rsqrt 1.
+// Every function returns the same bits on every ISA (AVX-512, AVX2, NEON, scalar), at any
+// optimisation level and -ffp-contract setting, since only exact-per-lane operations are used.
 // Special values follow std::: exp(-inf) = 0, exp(+inf) = inf, exp overflows to inf and
 // underflows through the subnormals to 0; log(0) = -inf, log(x < 0) = NaN, log(inf) = inf;
 // tanh, sigmoid, erf saturate exactly; NaN in gives NaN out.
@@ -30,9 +33,11 @@ template <Packet V> V rsqrt(V x);       // 1 / sqrt(x), two correctly rounded op
 
 // ---- implementation --------------------------------------------------------------------------
 //
-// One rule keeps the two paths identical under -ffp-contract=fast (GCC's default in GNU mode):
-// no product ever feeds an addition or subtraction directly; every a*b+c is written as fmadd.
-// Then the compiler has nothing to contract, whatever the contraction setting.
+// The results must not depend on whether the compiler contracts a*b+c into an fma (GCC does so
+// by default for C++, even with -std=c++20): every a*b+c here is an explicit fmadd, and the few
+// products that still feed an addition are exact (contracting them changes nothing) or have
+// other uses that keep the compiler from fusing them. A test pins a checksum of the results, so
+// every build (ISA, compiler, contraction setting) must produce the same bits.
 
 namespace detail {
 
@@ -102,7 +107,8 @@ template <Packet V> V log_k(V z) {
     return horner(z, 6.666666865e-01f, 3.999888301e-01f, 2.866100669e-01f, 2.086449564e-01f);
 }
 
-// log x as hi + lo with about 2^-30 relative error, for pow.
+// log x as hi + lo with about 2^-32 relative error, for pow (whose result carries the absolute
+// error of b log a, up to 89 times the relative error of the log).
 template <Packet V> void log_df(V x, V& hi, V& lo) {
     const auto [e, f] = log_reduce(x);
     // s = f / (2 + f) in double-float: d = 2 + f exactly as dh + dl, then one Newton correction.
@@ -111,8 +117,15 @@ template <Packet V> void log_df(V x, V& hi, V& lo) {
     const V s = f / dh;
     const V rem = fnmadd(s, dl, fnmadd(s, dh, f));  // f - s*dh is exact; then - s*dl
     const V s_lo = rem / dh;
+    // log(1 + f) = 2s + 2 s_lo (1 + s^2) + s^3 K(s^2), K(z) = k0 + z K2(z). The s^3 k0 term is
+    // about 1% of the result, so it is formed from exact products to keep its error below an ulp.
     const V z = s * s;
-    const V t = (s * z) * log_k(z);  // about 1% of the result, so plain float suffices
+    const V z_lo = fmadd(s, s, -z);
+    const V s3 = s * z;
+    const V s3_lo = fmadd(s, z_lo, fmadd(s, z, -s3));
+    const V k2 = horner(z, 3.999888301e-01f, 2.866100669e-01f, 2.086449564e-01f);
+    const V t = fmadd(V(6.666666865e-01f), s3, fmadd(V(6.666666865e-01f), s3_lo, (s3 * z) * k2));
+    const V s_lo2 = s_lo + s_lo;
     // e ln2 = e ln2_hi16 + e ln2_lo16: ln2_hi16 has 16 significant bits, so with |e| <= 149 the
     // product ph is exact (and stays exact if the compiler fuses it into the sums below).
     const V ph = e * V(ln2_hi16);
@@ -120,7 +133,7 @@ template <Packet V> void log_df(V x, V& hi, V& lo) {
     const V s2 = s + s;
     const V sum = ph + s2;
     const V err = s2 - (sum - ph);
-    const V rest = err + fmadd(e, V(ln2_lo16), fmadd(V(2.0f), s_lo, t));
+    const V rest = err + fmadd(e, V(ln2_lo16), fmadd(s_lo2, z, s_lo2 + t));
     hi = sum + rest;
     lo = rest - (hi - sum);
 }
@@ -134,12 +147,28 @@ template <Packet V> V erf_small(V x) {
     return fmadd(x, V(1.128379226e+00f), x * fmadd(z, q, V(-5.863538342e-08f)));
 }
 
-// erfc(a) e^(a^2) for a >= 0.875, as t G(t) with t = 1 / (1 + 0.7 a); minimax on
-// a in [0.875, 10.3], relative error 2^-26.3.
-template <Packet V> V erfc_scaled(V a) {
-    const V t = V(1.0f) / fmadd(a, V(0.7f), V(1.0f));
-    return t * horner(t, 3.949417472e-01f, 3.946133554e-01f, 3.029024303e-01f, 6.636480987e-02f,
-                      7.038098574e-02f, -7.540730238e-01f, 7.885518670e-01f, -2.659168839e-01f);
+// erfc(a*) e^(a*^2) for a* = a + delta >= 0.875 (delta: a tiny correction the caller knows, or
+// none), as t G(t) with t = 1 / (1 + 0.6875 a); G is minimax on a in [0.875, 10.3], relative
+// error 2^-26.6.
+template <bool WithDelta, Packet V> V erfc_scaled(V a, V delta) {
+    constexpr float c = 0.6875f;
+    const V d = fmadd(a, V(c), V(1.0f));
+    const V t = V(1.0f) / d;
+    // t G(t) = t c0 + t^2 c1 + t^3 S(t): the leading terms go in through fmas (t c0 exactly), so
+    // Horner's rounding errors only touch the small tail.
+    const V tt = t * t;
+    const V st = horner(t, 3.022385538e-01f, 6.754516810e-02f, 1.072341874e-01f, -7.595347166e-01f,
+                        7.466803789e-01f, -2.410798818e-01f);
+    const V h = fmadd(t, V(3.878939450e-01f), fmadd(tt, V(3.874395490e-01f), (tt * t) * st));
+    // The two roundings in t cost up to 3 ulp once G magnifies them. But t is exactly
+    // 1 / (1 + c a') for a' = a + r d / c, r = 1 - t (1 + c a) (computable: 1 - d is exact, and
+    // the division's residual is exact), and H' = 2aH - 2/sqrt(pi) is known, so step from a' to a*.
+    const V d_lo = fmadd(a, V(c), V(1.0f) - d);  // (1 + c a) - d
+    const V r = fnmadd(t, d_lo, fnmadd(t, d, V(1.0f)));
+    V step = (r * d) * V(1.0f / c);  // a' - a
+    if constexpr (WithDelta) step = fmadd(r * d, V(1.0f / c), -delta);
+    const V slope = fmadd(a + a, h, V(-1.128379226e+00f));
+    return fnmadd(slope, step, h);
 }
 
 }  // namespace detail
@@ -178,7 +207,7 @@ template <Packet V> V tanh(V x) {
     // of the result; e^2|x| overflowing to inf gives exactly 1.
     const auto e = detail::exp_parts<false>(a + a, a);
     const V big = V(1.0f) - V(2.0f) / fmadd(e.m, e.s, V(1.0f));
-    return select(a < V(0.55f), small, copysign(big, x));
+    return copysign(select(a < V(0.55f), small, big), x);  // copysign also keeps tanh(-0) = -0
 }
 
 template <Packet V> V sigmoid(V x) {
@@ -186,7 +215,8 @@ template <Packet V> V sigmoid(V x) {
     // the x < 0 side keeps full relative precision down into the subnormals.
     const auto e = detail::exp_parts<false>(-abs(x), x);
     const V d = fmadd(e.m, e.s, V(1.0f));
-    return select(x < V(0.0f), e.m * e.s, V(1.0f)) / d;
+    const auto neg = x < V(0.0f);
+    return (select(neg, e.m, V(1.0f)) / d) * select(neg, e.s, V(1.0f));  // e^x's scale applied last
 }
 
 template <Packet V> V silu(V x) {
@@ -201,16 +231,15 @@ template <Packet V> V silu(V x) {
 
 template <Packet V> V erf(V x) {
     const V a = abs(x);
-    // |x| >= 0.875: 1 - erfc(|x|) = 1 - e^(-a^2) erfc_scaled(a). a^2 is taken as hi + lo (exact by
-    // fma) and e^-(hi + lo) = e^-hi (1 - lo); erf rounds to 1 beyond a = 4.
+    // |x| >= 0.875: 1 - erfc(|x|) = 1 - e^(-a^2) erfc_scaled(a), a^2 taken exactly as hi + lo
+    // (fma) into the exponential; erf rounds to 1 beyond a = 4.
     const V ac = min(a, V(4.0f));
     const V sq = ac * ac;
     const V sq_lo = fmadd(ac, ac, -sq);
-    V h = detail::erfc_scaled(ac);
-    h = fnmadd(h, sq_lo, h);
-    const auto e = detail::exp_parts<false>(-sq, sq);
+    const V h = detail::erfc_scaled<false>(ac, ac);
+    const auto e = detail::exp_parts<true>(-sq, -sq_lo);
     const V big = fnmadd(h * e.m, e.s, V(1.0f));
-    return select(a < V(0.875f), detail::erf_small(x), copysign(big, x));
+    return copysign(select(a < V(0.875f), detail::erf_small(x), big), x);  // and erf(-0) = -0
 }
 
 template <Packet V> V gelu(V x) {
@@ -224,33 +253,45 @@ template <Packet V> V gelu(V x) {
     const V small = half_x * (detail::erf_small(u) + V(1.0f));
 
     const V xc = min(max(x, V(-14.5f)), V(14.5f));
-    const V a = abs(xc) * V(7.071067691e-01f);
+    const V ax = abs(xc);
+    const V a = ax * V(7.071067691e-01f);
+    const V a_err = fmadd(ax, V(1.210161749e-08f), fmadd(ax, V(7.071067691e-01f), -a));  // |x|/sqrt2 - a
     const V xx = xc * xc;
     const V sq = V(0.5f) * xx;
     const V sq_lo = V(0.5f) * fmadd(xc, xc, -xx);
-    const V h = detail::erfc_scaled(a);
-    const auto e = detail::exp_parts<false>(-sq, sq);
-    // x < 0: (x/2) h (1 - sq_lo) e^-sq, the factors that are not tiny multiplied first.
-    V k = (V(0.5f) * xc) * h;
-    k = fnmadd(k, sq_lo, k);
-    const V neg = (k * e.m) * e.s;
+    const V h = detail::erfc_scaled<true>(a, a_err);
+    const auto e = detail::exp_parts<true>(-sq, -sq_lo);
+    // x < 0: (x/2) h e^-(u^2), the factors that are not tiny multiplied first.
+    const V neg = (((V(0.5f) * xc) * h) * e.m) * e.s;
     // x > 0: (x/2) (2 - erfc).
-    const V hc = fnmadd(h, sq_lo, h);
-    const V pos = half_x * fnmadd(hc * e.m, e.s, V(2.0f));
+    const V pos = half_x * fnmadd(h * e.m, e.s, V(2.0f));
     return select(abs(u) < V(0.875f), small, select(x < V(0.0f), neg, pos));
 }
 
 template <Packet V> V gelu_tanh(V x) {
-    // 0.5 x (1 + tanh(y)) = x sigmoid(2y), 2y = x (k1 + k2 x^2); then as silu. Below x = -12 the
-    // result is -0 (it underflows near -10.5), which also covers -inf.
-    const V v = x * fmadd(V(7.135481387e-02f), x * x, V(1.595769167e+00f));
-    const auto e = detail::exp_parts<false>(-abs(v), v);
+    // 0.5 x (1 + tanh(y)) = x sigmoid(2y), then as silu. 2y = x (k1 + k2 x^2) is formed in
+    // double-float: e^2y magnifies an error in 2y by |2y| (about 90 near the underflow), so a
+    // float 2y would cost tens of ulps. Below x = -12 the result is -0 (it underflows near
+    // -10.5), which also covers -inf.
+    const V k1(1.595769167e+00f), k2(7.135481387e-02f);  // 2 sqrt(2/pi), times 0.044715
+    const V x2 = x * x;
+    const V x2_lo = fmadd(x, x, -x2);
+    const V p = k2 * x2;
+    const V p_lo = fmadd(k2, x2, -p);
+    const V w = k1 + p;  // TwoSum: w + w_err = k1 + p exactly
+    const V bv = w - k1;
+    const V w_err = (k1 - (w - bv)) + (p - bv);
+    const V w_lo = fmadd(k2, x2_lo, fmadd(V(2.398832466e-09f), x2, p_lo + (w_err + V(-4.534068054e-08f))));
+    const V v = x * w;
+    V v_lo = fmadd(x, w_lo, fmadd(x, w, -v));
+    v_lo = select(abs(v) < V(256.0f), v_lo, V(0.0f));  // beyond, e^-|v| is 0 anyway; avoids inf - inf
+    const auto e = detail::exp_parts<true>(-abs(v), select(v < V(0.0f), v_lo, -v_lo));
     const V d = fmadd(e.m, e.s, V(1.0f));
     const V xn = max(x, V(-12.0f));
     return select(v < V(0.0f), (xn * e.m) * e.s, x) / d;
 }
 
-// pow(a, b) = e^(b log|a|) with log|a| in double-float (about 2^-30 relative), then the sign and
+// pow(a, b) = e^(b log|a|) with log|a| in double-float (about 2^-32 relative), then the sign and
 // special cases of std::pow:
 //   pow(a, ±0) = 1 and pow(1, b) = 1, even for NaN; pow(-1, ±inf) = 1
 //   a < 0 finite and b finite non-integer -> NaN; a < 0 and b odd integer -> -pow(|a|, b)

@@ -1,0 +1,300 @@
+// bench_matmul — f32 C = A·Wᵀ (weights W: [N, K] row-major, how models store them) for weft,
+// Eigen and OpenBLAS side by side, with this machine's ceilings in the same run: DRAM read
+// bandwidth (for M = 1, where reading W is the whole cost) and register-only FMA throughput.
+//
+// Each iteration multiplies by the next W of a pool of >= 512 MiB, more than the last-level
+// cache, so every library reads its weights from DRAM as it would in a real model.
+
+// GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics (_mm512_undefined_ps) when
+// Eigen's packing code inlines them; the warning location is the compiler's header, so it can
+// only be silenced for the whole file.
+#if defined(WEFT_BENCH_HAVE_EIGEN) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
+#include "weft/core/threading.hpp"
+#include "weft/cpu/gemm.hpp"
+
+#if defined(WEFT_BENCH_HAVE_EIGEN)
+// Defined at all (even as 0), this macro turns Eigen's OpenMP threads off; the 2-thread figure
+// would then be a 1-thread figure.
+#undef EIGEN_DONT_PARALLELIZE
+#include <Eigen/Core>
+#endif
+
+#if defined(WEFT_BENCH_HAVE_OPENBLAS)
+#include <cblas.h>  // OpenBLAS's: also declares openblas_set_num_threads, openblas_get_corename
+#endif
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+using dim = std::ptrdiff_t;
+
+constexpr std::size_t kPoolBytes = std::size_t{512} << 20;
+
+// Values in [-1, 1) from a counter hash: cheap to fill 512 MiB, and no denormals or infinities.
+void fill(std::vector<float>& v, std::uint64_t seed) {
+    const dim n = static_cast<dim>(v.size());
+#pragma omp parallel for
+    for (dim i = 0; i < n; ++i) {
+        std::uint64_t x = (static_cast<std::uint64_t>(i) + seed) * 0x9E3779B97F4A7C15ull;
+        x ^= x >> 29;
+        v[static_cast<std::size_t>(i)] = static_cast<float>(x >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    }
+}
+
+// The operands of one shape: A: [512, K] (the largest M used), a pool of W: [N, K], C: [512, N].
+struct Operands {
+    dim K, N;
+    std::vector<float> a, c;
+    std::vector<std::vector<float>> w;
+    std::size_t next = 0;
+
+    Operands(dim k, dim n) : K(k), N(n), a(static_cast<std::size_t>(512 * k)), c(static_cast<std::size_t>(512 * n)) {
+        fill(a, 1);
+        const std::size_t w_bytes = static_cast<std::size_t>(k * n) * sizeof(float);
+        const std::size_t copies = std::max<std::size_t>(2, (kPoolBytes + w_bytes - 1) / w_bytes);
+        for (std::size_t i = 0; i < copies; ++i) {
+            w.emplace_back(static_cast<std::size_t>(k * n));
+            fill(w.back(), 1000 + i);
+        }
+    }
+    const float* next_w() {
+        next = (next + 1) % w.size();
+        return w[next].data();
+    }
+};
+
+Operands& operands(dim K, dim N) {
+    static std::map<std::pair<dim, dim>, Operands> cache;
+    auto it = cache.find({K, N});
+    if (it == cache.end()) it = cache.try_emplace({K, N}, K, N).first;
+    return it->second;
+}
+
+// Args: {M, K, N, threads}. Reports GFLOP/s (2·M·N·K per product) and, for M = 1, GB/s of W.
+void set_counters(benchmark::State& state, dim M, dim K, dim N) {
+    state.counters["GFLOP"] = benchmark::Counter(2e-9 * double(M) * double(N) * double(K),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+    if (M == 1)
+        state.counters["W_GB"] = benchmark::Counter(4e-9 * double(N) * double(K),
+                                                    benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_weft_matmul_nt(benchmark::State& state) {
+    const dim M = state.range(0), K = state.range(1), N = state.range(2);
+    weft::set_num_threads(static_cast<int>(state.range(3)));
+    Operands& op = operands(K, N);
+    for (auto _ : state) {
+        // a: [M, K], w: [N, K] read as B = Wᵀ: [K, N] (b_rs = 1, b_cs = K), c: [M, N]
+        weft::cpu::gemm_f32(M, N, K, op.a.data(), K, 1, op.next_w(), 1, K, op.c.data(), N);
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, M, K, N);
+}
+
+// The same product with B stored [K, N] row-major (plain matmul), for the decoding GEMV path.
+void BM_weft_matmul_nn(benchmark::State& state) {
+    const dim M = state.range(0), K = state.range(1), N = state.range(2);
+    weft::set_num_threads(static_cast<int>(state.range(3)));
+    Operands& op = operands(K, N);
+    for (auto _ : state) {
+        weft::cpu::gemm_f32(M, N, K, op.a.data(), K, 1, op.next_w(), N, 1, op.c.data(), N);
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, M, K, N);
+}
+
+#if defined(WEFT_BENCH_HAVE_EIGEN)
+void BM_eigen_matmul_nt(benchmark::State& state) {
+    using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const dim M = state.range(0), K = state.range(1), N = state.range(2);
+    Eigen::setNbThreads(static_cast<int>(state.range(3)));
+    Operands& op = operands(K, N);
+    Eigen::Map<const RowMajor> A(op.a.data(), M, K);
+    Eigen::Map<RowMajor> C(op.c.data(), M, N);
+    for (auto _ : state) {
+        Eigen::Map<const RowMajor> W(op.next_w(), N, K);
+        C.noalias() = A * W.transpose();
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, M, K, N);
+    state.counters["eigen_threads"] = Eigen::nbThreads();
+}
+#endif
+
+#if defined(WEFT_BENCH_HAVE_OPENBLAS)
+void BM_openblas_matmul_nt(benchmark::State& state) {
+    const dim M = state.range(0), K = state.range(1), N = state.range(2);
+    openblas_set_num_threads(static_cast<int>(state.range(3)));
+    Operands& op = operands(K, N);
+    for (auto _ : state) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N),
+                    static_cast<int>(K), 1.0f, op.a.data(), static_cast<int>(K), op.next_w(),
+                    static_cast<int>(K), 0.0f, op.c.data(), static_cast<int>(N));
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, M, K, N);
+}
+#endif
+
+// ---- Ceilings ------------------------------------------------------------------------------
+
+// DRAM read bandwidth: sums 512 MiB of floats with `threads` threads, each over its own half.
+void BM_ceiling_read_bandwidth(benchmark::State& state) {
+    const int threads = static_cast<int>(state.range(0));
+    static std::vector<float> data = [] {
+        std::vector<float> v(kPoolBytes / sizeof(float));
+        fill(v, 7);
+        return v;
+    }();
+    const dim n = static_cast<dim>(data.size());
+    const float* p = data.data();
+    for (auto _ : state) {
+        float total = 0.0f;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total)
+        for (dim block = 0; block < n / 4096; ++block) {
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (dim i = 0; i < 4096; ++i) sum += p[block * 4096 + i];
+            total += sum;
+        }
+        benchmark::DoNotOptimize(total);
+    }
+    state.counters["GB"] = benchmark::Counter(1e-9 * double(kPoolBytes), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// FP32 FMA throughput: independent register-resident FMA chains, widest vectors available.
+#if defined(__AVX512F__)
+using FmaVec = __m512;
+inline FmaVec fma_set1(float x) { return _mm512_set1_ps(x); }
+inline FmaVec fma_op(FmaVec a, FmaVec b, FmaVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline float fma_first(FmaVec v) { return _mm512_cvtss_f32(v); }
+#elif defined(__AVX2__) && defined(__FMA__)
+using FmaVec = __m256;
+inline FmaVec fma_set1(float x) { return _mm256_set1_ps(x); }
+inline FmaVec fma_op(FmaVec a, FmaVec b, FmaVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline float fma_first(FmaVec v) { return _mm256_cvtss_f32(v); }
+#else
+using FmaVec = float;
+inline FmaVec fma_set1(float x) { return x; }
+inline FmaVec fma_op(FmaVec a, FmaVec b, FmaVec c) { return std::fma(a, b, c); }
+inline float fma_first(FmaVec v) { return v; }
+#endif
+
+constexpr int kChains = 12;  // > FMA latency (4) x FMA ports (2): every port stays busy
+constexpr std::int64_t kFmaSteps = 1 << 22;
+
+float fma_chains(float seed) {
+    FmaVec acc[kChains];
+    for (int i = 0; i < kChains; ++i) acc[i] = fma_set1(seed + float(i));
+    const FmaVec m = fma_set1(0.999999f), add = fma_set1(1e-7f);  // stays finite, no denormals
+    for (std::int64_t s = 0; s < kFmaSteps; ++s)
+#pragma GCC unroll 12
+        for (int i = 0; i < kChains; ++i) acc[i] = fma_op(acc[i], m, add);
+    float sum = 0.0f;
+    for (int i = 0; i < kChains; ++i) sum += fma_first(acc[i]);
+    return sum;
+}
+
+void BM_ceiling_fma_peak(benchmark::State& state) {
+    const int threads = static_cast<int>(state.range(0));
+    for (auto _ : state) {
+        float total = 0.0f;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+        total += fma_chains(1.0f);
+        benchmark::DoNotOptimize(total);
+    }
+    const double flops = 2.0 * kChains * double(sizeof(FmaVec) / sizeof(float)) * double(kFmaSteps) * threads;
+    state.counters["GFLOP"] = benchmark::Counter(1e-9 * flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---- Registration ---------------------------------------------------------------------------
+// Grouped by thread count, and each group opens with its ceilings: on a shared host, memory
+// bandwidth drifts within seconds, so a figure is best read against the ceiling measured just
+// before it. Libraries run one after another (weft, Eigen, OpenBLAS), so that one library's idle
+// threads, still spinning, do not land in another's measurement.
+
+const std::pair<dim, dim> kShapes[] = {{2048, 8192}, {8192, 2048}};  // {K, N}
+const dim kMs[] = {1, 16, 128, 512};
+
+using BenchFn = void (*)(benchmark::State&);
+
+void add_matmul(const char* name, BenchFn fn, int threads, bool only_m1 = false) {
+    for (dim M : kMs)
+        for (auto [K, N] : kShapes) {
+            if (only_m1 && M != 1) continue;
+            benchmark::RegisterBenchmark(name, fn)
+                ->Args({M, K, N, threads})
+                ->ArgNames({"M", "K", "N", "threads"})
+                ->MinTime(0.3)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+        }
+}
+
+void register_all() {
+    for (int threads : {1, 2}) {
+        benchmark::RegisterBenchmark("ceiling_read_bandwidth", BM_ceiling_read_bandwidth)
+            ->Arg(threads)->ArgName("threads")->MinTime(0.5)->UseRealTime()->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark("ceiling_fma_peak", BM_ceiling_fma_peak)
+            ->Arg(threads)->ArgName("threads")->MinTime(0.3)->UseRealTime()->Unit(benchmark::kMillisecond);
+        add_matmul("weft_matmul_nt", BM_weft_matmul_nt, threads);
+        add_matmul("weft_matmul_nn", BM_weft_matmul_nn, threads, /*only_m1=*/true);
+#if defined(WEFT_BENCH_HAVE_EIGEN)
+        add_matmul("eigen_matmul_nt", BM_eigen_matmul_nt, threads);
+#endif
+#if defined(WEFT_BENCH_HAVE_OPENBLAS)
+        add_matmul("openblas_matmul_nt", BM_openblas_matmul_nt, threads);
+#endif
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#if defined(WEFT_BENCH_HAVE_OPENBLAS)
+#if defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    // OpenBLAS picks its kernels when it loads. One older than the CPU falls back to its generic
+    // "Prescott" (SSE3) kernels and runs 5-8x below its real speed; start again with its
+    // AVX-512 kernels so the comparison is fair. An OPENBLAS_CORETYPE you set is kept.
+    if (std::getenv("OPENBLAS_CORETYPE") == nullptr && std::strcmp(openblas_get_corename(), "Prescott") == 0 &&
+        __builtin_cpu_supports("avx512f")) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+    }
+#endif
+    benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+#endif
+    register_all();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,76 @@
+// examples/common.hpp — small helpers shared by weft's example programs: strict number parsing,
+// token-id lists, timing and peak memory. Not part of the library.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace examples {
+
+// Thrown for bad command lines; main prints it as one line and exits with status 2.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+template <class T>
+T parse_number(const std::string& flag, const std::string& text) {
+    T value{};
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (ec != std::errc() || ptr != end || text.empty()) throw UsageError(flag + " expects a number, got '" + text + "'");
+    return value;
+}
+
+// Ids separated by commas and/or whitespace: "1, 2 3".
+inline std::vector<std::int32_t> parse_ids(const std::string& text, const std::string& origin) {
+    std::vector<std::int32_t> ids;
+    std::string token;
+    auto flush = [&] {
+        if (token.empty()) return;
+        ids.push_back(parse_number<std::int32_t>(origin, token));
+        token.clear();
+    };
+    for (char ch : text) {
+        if (ch == ',' || ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r') flush();
+        else token += ch;
+    }
+    flush();
+    return ids;
+}
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw UsageError("cannot read '" + path + "'");
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Peak resident memory of this process in MiB.
+inline double peak_rss_mib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// The value after a flag; throws if the command line ends.
+inline std::string flag_value(int argc, char** argv, int& i) {
+    if (i + 1 >= argc) throw UsageError(std::string(argv[i]) + " expects a value");
+    return argv[++i];
+}
+
+}  // namespace examples

@@ -1,0 +1,66 @@
+// weft-perplexity: perplexity of a model on a token sequence, over one window of at most --ctx
+// tokens: exp of the mean negative log-likelihood of each token given the ones before it.
+//   weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy]
+#include <weft/weft.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "common.hpp"
+
+namespace {
+
+const char* usage = "usage: weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy]";
+
+int run(int argc, char** argv) {
+    std::string model_path, tokens_file, text_file, save_path;
+    long context = 0;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "-m" || a == "--model") model_path = examples::flag_value(argc, argv, i);
+        else if (a == "--tokens-file") tokens_file = examples::flag_value(argc, argv, i);
+        else if (a == "-f" || a == "--file") text_file = examples::flag_value(argc, argv, i);
+        else if (a == "--ctx" || a == "-c") context = examples::parse_number<long>(a, examples::flag_value(argc, argv, i));
+        else if (a == "-t" || a == "--threads") weft::set_num_threads(examples::parse_number<int>(a, examples::flag_value(argc, argv, i)));
+        else if (a == "--save-logits") save_path = examples::flag_value(argc, argv, i);
+        else if (a == "-h" || a == "--help") {
+            std::puts(usage);
+            return 0;
+        } else throw examples::UsageError("unknown argument '" + a + "'");
+    }
+    if (model_path.empty()) throw examples::UsageError("no model: pass -m PATH");
+    if (context < 0) throw examples::UsageError("--ctx must be >= 0");
+    if (!text_file.empty()) throw examples::UsageError("text input needs a tokenizer, which weft does not support yet for this model; pass --tokens-file");
+    if (tokens_file.empty()) throw examples::UsageError("no input: pass --tokens-file F");
+    std::vector<std::int32_t> ids = examples::parse_ids(examples::read_file(tokens_file), tokens_file);
+    if (ids.size() < 2) throw examples::UsageError("perplexity needs at least 2 tokens, got " + std::to_string(ids.size()));
+
+    weft::Llama model = weft::Llama::from_pretrained(model_path, context);
+    if (static_cast<weft::Index>(ids.size()) > model.context_size()) ids.resize(static_cast<std::size_t>(model.context_size()));
+    const auto start = std::chrono::steady_clock::now();
+    const weft::TensorView<const float> logits = model.forward(ids, weft::Logits::all);  // [T, vocab]
+    const double seconds = examples::seconds_since(start);
+    const weft::Tensor<float> log_probs = weft::log_softmax(logits.slice(0, 0, logits.shape()[0] - 1));
+    double nll = 0;
+    for (std::size_t t = 0; t + 1 < ids.size(); ++t) nll -= log_probs(static_cast<weft::Index>(t), ids[t + 1]);
+    const double mean_nll = nll / static_cast<double>(ids.size() - 1);
+    std::printf("perplexity: %.6f\n", std::exp(mean_nll));
+    std::fprintf(stderr, "%zu tokens in %.2f s (%.1f tokens/s), peak RSS %.0f MiB\n", ids.size(), seconds, ids.size() / seconds,
+                 examples::peak_rss_mib());
+    if (!save_path.empty()) weft::npy::save(save_path, weft::Tensor<float>(logits));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const examples::UsageError& e) {
+        std::fprintf(stderr, "weft-perplexity: %s\n%s\n", e.what(), usage);
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft-perplexity: %s\n", e.what());
+        return 1;
+    }
+}

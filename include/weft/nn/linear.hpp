@@ -1,0 +1,116 @@
+// weft/nn/linear.hpp — Linear (y = x·Wᵀ + b, W stored [out, in] in its file dtype) and Embedding
+// (row gather). Activations are f32; weights are read in place as f32, f16 or bf16.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "weft/core/threading.hpp"
+#include "weft/cpu/gemm.hpp"
+#include "weft/cpu/simd.hpp"
+#include "weft/expr/assign.hpp"
+#include "weft/core/weight.hpp"
+
+namespace weft::nn {
+
+namespace detail {
+
+// Widens n 16-bit floats to f32 (exact).
+template <class W>
+void widen(const W* src, float* dst, Index n) {
+    using simd::VecF;
+    Index i = 0;
+    for (; i + VecF::width <= n; i += VecF::width) {
+        if constexpr (std::is_same_v<W, f16>) VecF::load_f16(src + i).store(dst + i);
+        else VecF::load_bf16(src + i).store(dst + i);
+    }
+    for (; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+}
+
+// out [M, N] = x [M, K] · w [N, K]ᵀ for 16-bit float weights: panels of W rows are widened to f32
+// (exactly) and multiplied with the f32 kernel, so each output is the same FMA chain as with f32
+// weights of the same values, whatever M and the thread count.
+template <class W>
+void matmul_nt_widened(Index M, Index N, Index K, const float* x, Index ldx, const W* w, float* out, Index ldo) {
+    constexpr Index panel_rows = 32;
+    const Index panels = (N + panel_rows - 1) / panel_rows;
+    parallel_for(panels, 1, [&](Index begin, Index end) {
+        thread_local std::vector<float> panel;
+        panel.resize(static_cast<std::size_t>(panel_rows * K));
+        for (Index p = begin; p < end; ++p) {
+            const Index n0 = p * panel_rows, rows = std::min(panel_rows, N - n0);
+            widen(w + n0 * K, panel.data(), rows * K);
+            cpu::gemm_f32(M, rows, K, x, ldx, 1, panel.data(), 1, K, out + n0, ldo);  // serial here
+        }
+    });
+}
+
+}  // namespace detail
+
+// y [..., out] = x [..., in] · Wᵀ (+ bias). W: [out, in] in f32, f16 or bf16; bias: [out].
+class Linear {
+public:
+    Linear() = default;
+    explicit Linear(Weight weight, Weight bias = {}) : weight_(std::move(weight)), bias_(std::move(bias)) {
+        if (weight_.shape.rank() != 2) fail("Linear: weight '", weight_.name, "' has shape ", weight_.shape, ", expected [out, in]");
+        if (!bias_.empty()) bias_.expect_shape(Shape{out_features()});
+    }
+
+    Index in_features() const { return weight_.shape[1]; }
+    Index out_features() const { return weight_.shape[0]; }
+    const Weight& weight() const { return weight_; }
+
+    // x: [rows, in] with contiguous rows (any row stride); out: [rows, out], contiguous.
+    void forward(TensorView<const float> x, TensorView<float> out) const {
+        if (x.rank() != 2 || x.shape()[1] != in_features() || x.strides()[1] != 1)
+            fail("Linear '", weight_.name, "': input of shape ", x.shape(), " for weight ", weight_.shape, " (expected [rows, ",
+                 in_features(), "] with contiguous rows)");
+        if (!(out.shape() == Shape{x.shape()[0], out_features()}) || !out.is_contiguous())
+            fail("Linear '", weight_.name, "': output of shape ", out.shape(), ", expected contiguous [", x.shape()[0], ", ",
+                 out_features(), "]");
+        const Index M = x.shape()[0], N = out_features(), K = in_features(), ldx = x.strides()[0];
+        switch (weight_.dtype) {
+            case DType::f32:
+                cpu::gemm_f32(M, N, K, x.data(), ldx, 1, reinterpret_cast<const float*>(weight_.data), 1, K, out.data(), N);
+                break;
+            case DType::f16:
+                detail::matmul_nt_widened(M, N, K, x.data(), ldx, reinterpret_cast<const f16*>(weight_.data), out.data(), N);
+                break;
+            case DType::bf16:
+                detail::matmul_nt_widened(M, N, K, x.data(), ldx, reinterpret_cast<const bf16*>(weight_.data), out.data(), N);
+                break;
+            default: fail("Linear '", weight_.name, "': weights of dtype ", weight_.dtype, " are not supported");
+        }
+        if (!bias_.empty()) visit_float_weight(bias_, [&](auto b) { out = out + cast<float>(b); });
+    }
+
+private:
+    Weight weight_, bias_;
+};
+
+// Rows of a [vocab, dim] table, widened to f32: out [tokens, dim].
+class Embedding {
+public:
+    Embedding() = default;
+    explicit Embedding(Weight table) : table_(std::move(table)) {
+        if (table_.shape.rank() != 2) fail("Embedding: table '", table_.name, "' has shape ", table_.shape, ", expected [vocab, dim]");
+    }
+    Index vocab_size() const { return table_.shape[0]; }
+    Index dim() const { return table_.shape[1]; }
+    const Weight& table() const { return table_; }
+
+    void forward(std::span<const std::int32_t> tokens, TensorView<float> out) const {
+        if (!(out.shape() == Shape{static_cast<Index>(tokens.size()), dim()}))
+            fail("Embedding: output of shape ", out.shape(), " for ", tokens.size(), " tokens of dim ", dim());
+        for (std::size_t t = 0; t < tokens.size(); ++t) {
+            if (tokens[t] < 0 || tokens[t] >= vocab_size())
+                fail("Embedding: token id ", tokens[t], " is outside the vocabulary of ", vocab_size());
+            visit_float_weight(table_, [&](auto table) { out.select(0, static_cast<Index>(t)) = cast<float>(table.select(0, tokens[t])); });
+        }
+    }
+
+private:
+    Weight table_;
+};
+
+}  // namespace weft::nn
