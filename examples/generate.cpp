@@ -22,7 +22,7 @@ std::int32_t pick(weft::TensorView<const float> logits, float temperature, std::
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     double cumulative = 0;
     for (weft::Index i = 0; i < p.numel(); ++i) {
-        cumulative += p(i);
+        cumulative += p(0, i);
         if (u < cumulative) return static_cast<std::int32_t>(i);
     }
     return static_cast<std::int32_t>(p.numel() - 1);

@@ -37,6 +37,7 @@ int run(int argc, char** argv) {
 
     weft::Llama model = weft::Llama::from_pretrained(model_path, context);
     if (static_cast<weft::Index>(ids.size()) > model.context_size()) ids.resize(static_cast<std::size_t>(model.context_size()));
+    if (ids.size() < 2) throw examples::UsageError("a context of " + std::to_string(model.context_size()) + " token holds too few tokens to score");
     const auto start = std::chrono::steady_clock::now();
     const weft::TensorView<const float> logits = model.forward(ids, weft::Logits::all);  // [T, vocab]
     const double seconds = examples::seconds_since(start);

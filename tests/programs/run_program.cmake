@@ -1,0 +1,23 @@
+# Runs an example program and checks its exit status and output.
+#   -DPROGRAM=... -DARGS="a|b|c" -DEXPECT_RC=0 [-DEXPECT_STDOUT_FILE=f] [-DEXPECT_STDERR_REGEX=r]
+#   [-DEXPECT_STDOUT_REGEX=r]
+string(REPLACE "|" ";" ARGS "${ARGS}")
+execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+if(NOT rc STREQUAL EXPECT_RC)
+    message(FATAL_ERROR "${PROGRAM} ${ARGS}: exit status ${rc}, expected ${EXPECT_RC}\nstdout: ${out}\nstderr: ${err}")
+endif()
+if(DEFINED EXPECT_STDOUT_FILE)
+    file(READ ${EXPECT_STDOUT_FILE} want)
+    string(STRIP "${want}" want)
+    string(STRIP "${out}" got)
+    if(NOT got STREQUAL want)
+        message(FATAL_ERROR "stdout '${got}' differs from '${want}' (${EXPECT_STDOUT_FILE})\nstderr: ${err}")
+    endif()
+endif()
+if(DEFINED EXPECT_STDOUT_REGEX AND NOT out MATCHES "${EXPECT_STDOUT_REGEX}")
+    message(FATAL_ERROR "stdout does not match '${EXPECT_STDOUT_REGEX}':\n${out}")
+endif()
+if(DEFINED EXPECT_STDERR_REGEX AND NOT err MATCHES "${EXPECT_STDERR_REGEX}")
+    message(FATAL_ERROR "stderr does not match '${EXPECT_STDERR_REGEX}':\n${err}")
+endif()
+message(STATUS "ok: ${out}${err}")
