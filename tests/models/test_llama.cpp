@@ -98,10 +98,18 @@ TEST_CASE("Llama decoding token by token gives the same logits as the whole prom
         weft::Llama whole = weft::Llama::from_pretrained(dir, 64), stepwise = weft::Llama::from_pretrained(dir, 64);
         const auto tokens = read_ids(dir + "/tokens.txt");
         const Tensor<float> all = whole.forward(tokens);
+        // f32 weights: bit for bit. bf16 weights: decode streams them through the GEMV, prefill
+        // through the widening GEMM, which sum in different orders: equal to rounding.
+        const bool exact = std::string(name).find("f32") != std::string::npos;
+        double worst = 0;
         for (std::size_t t = 0; t < tokens.size(); ++t) {
             const auto row = stepwise.decode(tokens[t]);
-            for (Index v = 0; v < row.numel(); ++v) REQUIRE(row(v) == all(static_cast<Index>(t), v));
+            for (Index v = 0; v < row.numel(); ++v) {
+                if (exact) REQUIRE(row(v) == all(static_cast<Index>(t), v));
+                worst = std::max(worst, double(std::abs(row(v) - all(static_cast<Index>(t), v))));
+            }
         }
+        CHECK(worst <= 1e-5);
         CHECK(stepwise.position() == static_cast<Index>(tokens.size()));
     }
 }
@@ -123,4 +131,21 @@ TEST_CASE("Llama reports a full context, a missing directory and a missing confi
     CHECK_THROWS_WITH_AS(model.forward(nine), "Llama::forward: 0 cached + 9 new tokens exceed the context of 8 tokens", weft::Error);
     CHECK_THROWS_WITH_AS(weft::Llama::from_pretrained(std::string(WEFT_SOURCE_DIR) + "/tests"),
                          doctest::Contains("has no config.json"), weft::Error);
+}
+
+TEST_CASE("Llama prompts longer than one internal batch equal the same prompt fed in two parts") {
+    const std::string dir = golden_dir("gqa-f32-tied");
+    weft::Llama whole = weft::Llama::from_pretrained(dir, 600), parts = weft::Llama::from_pretrained(dir, 600);
+    std::vector<std::int32_t> tokens(300);
+    for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>((i * 37 + 11) % 263);
+    const Tensor<float> all = whole.forward(tokens);
+    const Tensor<float> first = parts.forward(std::span(tokens).subspan(0, 170));
+    const Tensor<float> second = parts.forward(std::span(tokens).subspan(170));
+    CHECK(bits_of(Tensor<float>(all.slice(0, 0, 170))) == bits_of(first));
+    CHECK(bits_of(Tensor<float>(all.slice(0, 170, 300))) == bits_of(second));
+    const Tensor<float> last = whole.forward(std::vector<std::int32_t>{5}, weft::Logits::last);
+    CHECK(last.shape() == weft::Shape{1, 263});
+    whole.truncate(300);
+    CHECK(whole.position() == 300);
+    CHECK_THROWS_AS(whole.truncate(302), weft::Error);
 }

@@ -7,6 +7,7 @@
 
 #include "weft/core/threading.hpp"
 #include "weft/cpu/gemm.hpp"
+#include "weft/cpu/gemv.hpp"
 #include "weft/cpu/simd.hpp"
 #include "weft/expr/assign.hpp"
 #include "weft/core/weight.hpp"
@@ -27,9 +28,8 @@ void widen(const W* src, float* dst, Index n) {
     for (; i < n; ++i) dst[i] = static_cast<float>(src[i]);
 }
 
-// out [M, N] = x [M, K] · w [N, K]ᵀ for 16-bit float weights: panels of W rows are widened to f32
-// (exactly) and multiplied with the f32 kernel, so each output is the same FMA chain as with f32
-// weights of the same values, whatever M and the thread count.
+// out [M, N] = x [M, K] · w [N, K]ᵀ for 16-bit float weights and larger M (prefill): panels of W
+// rows are widened to f32 (exactly) and multiplied with the packed f32 kernel.
 template <class W>
 void matmul_nt_widened(Index M, Index N, Index K, const float* x, Index ldx, const W* w, float* out, Index ldo) {
     constexpr Index panel_rows = 32;
@@ -73,18 +73,24 @@ public:
             case DType::f32:
                 cpu::gemm_f32(M, N, K, x.data(), ldx, 1, reinterpret_cast<const float*>(weight_.data), 1, K, out.data(), N);
                 break;
-            case DType::f16:
-                detail::matmul_nt_widened(M, N, K, x.data(), ldx, reinterpret_cast<const f16*>(weight_.data), out.data(), N);
-                break;
-            case DType::bf16:
-                detail::matmul_nt_widened(M, N, K, x.data(), ldx, reinterpret_cast<const bf16*>(weight_.data), out.data(), N);
-                break;
+            case DType::f16: multiply(M, N, K, x.data(), ldx, reinterpret_cast<const f16*>(weight_.data), out.data()); break;
+            case DType::bf16: multiply(M, N, K, x.data(), ldx, reinterpret_cast<const bf16*>(weight_.data), out.data()); break;
             default: fail("Linear '", weight_.name, "': weights of dtype ", weight_.dtype, " are not supported");
         }
         if (!bias_.empty()) visit_float_weight(bias_, [&](auto b) { out = out + cast<float>(b); });
     }
 
+    // Batches up to this size (decoding) stream 16-bit weights through a GEMV that widens them in
+    // registers; larger ones (prefill) widen panels for the packed GEMM.
+    static constexpr Index gemv_max_rows = 8;
+
 private:
+    template <class W>
+    static void multiply(Index M, Index N, Index K, const float* x, Index ldx, const W* w, float* out) {
+        if (M <= gemv_max_rows) cpu::gemv_nt(M, N, K, x, ldx, w, out, N);
+        else detail::matmul_nt_widened(M, N, K, x, ldx, w, out, N);
+    }
+
     Weight weight_, bias_;
 };
 
