@@ -73,4 +73,19 @@ inline std::string flag_value(int argc, char** argv, int& i) {
     return argv[++i];
 }
 
+// The main() of every example: runs `run`, turning errors into one line on stderr and an exit
+// status (2 for a bad command line, 1 for anything else).
+template <class Run>
+int guarded_main(const char* program, const char* usage, Run&& run) {
+    try {
+        return run();
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "%s: %s\n%s\n", program, e.what(), usage);
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program, e.what());
+        return 1;
+    }
+}
+
 }  // namespace examples

@@ -55,13 +55,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const examples::UsageError& e) {
-        std::fprintf(stderr, "weft-perplexity: %s\n%s\n", e.what(), usage);
-        return 2;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "weft-perplexity: %s\n", e.what());
-        return 1;
-    }
+    return examples::guarded_main("weft-perplexity", usage, [&] { return run(argc, argv); });
 }

@@ -162,7 +162,7 @@ struct Scalar {
 #if defined(__AVX512F__)
 using Best = Avx512;
 inline constexpr int kMR = 8, kNV = 2;
-inline constexpr index kKC = 384, kNC = 512;
+inline constexpr index kKC = 512, kNC = 384;
 #elif defined(__AVX2__) && defined(__FMA__)
 using Best = Avx2;
 inline constexpr int kMR = 6, kNV = 2;
@@ -173,7 +173,8 @@ inline constexpr int kMR = 4, kNV = 4;
 inline constexpr index kKC = 256, kNC = 256;
 #endif
 inline constexpr int kGemvMaxM = 16;
-inline constexpr index kGemvNnChunk = 2048;  // columns of C kept hot while streaming B's rows
+inline constexpr index kGemvPrefetch = 1024;  // floats ahead of the nt GEMV's reads to prefetch
+inline constexpr index kGemvNnAhead = 8;      // rows of B ahead of the nn GEMV's reads to prefetch
 
 // ---- Scratch buffers -------------------------------------------------------------------------
 
@@ -199,9 +200,9 @@ private:
     std::size_t capacity_ = 0;
 };
 
-// slot 0: packed A, slot 1: packed B, slot 2: contiguous copy of A for the GEMV paths.
+// slot 0: packed A, 1: packed B, 2: contiguous copy of A (GEMV), 3: chunk of C (nn GEMV).
 inline float* scratch(int slot, std::size_t floats) {
-    thread_local AlignedBuffer buffers[3];
+    thread_local AlignedBuffer buffers[4];
     return buffers[slot].get(floats);
 }
 
@@ -316,6 +317,15 @@ inline void microkernel(index kc, const float* ap, const float* bp, float* c, in
         for (int j = 0; j < NV; ++j) Isa::store(c + i * ldc + j * W, acc[i][j]);
 }
 
+// Asks for the cache line holding p to be brought into L2 (a hint; never faults).
+inline void prefetch_l2(const float* p) {
+#if defined(__GNUC__)
+    __builtin_prefetch(p, 0, 2);
+#else
+    (void)p;
+#endif
+}
+
 // Asks for rows x cols of C (leading dimension ldc) to be brought into L1.
 inline void prefetch_tile(const float* c, index rows, index cols, index ldc) {
 #if defined(__GNUC__)
@@ -424,34 +434,27 @@ template <class Isa, int MR>
 void gemv_nt(const Args& g, const float* a, index lda, index n0, index n1) {
     using V = typename Isa::V;
     constexpr int W = Isa::width;
-    // Up to 8 rows the accumulators live in registers next to the W transposed vectors; past
-    // that they would not fit, so each row's accumulator is loaded, advanced W k-steps and
-    // stored back per block (one load and store per W FMAs, all in L1).
-    constexpr bool acc_in_registers = MR <= 8;
     const index K = g.K, stride = g.b_cs;
     for (index n = n0; n < n1; n += W) {
         const index cols = std::min<index>(W, n1 - n);
         const float* w = g.b + n * stride;  // w: [cols rows of W, K]
-        alignas(64) float acc_mem[acc_in_registers ? 1 : MR * W];
-        V acc[acc_in_registers ? MR : 1];
-        for (int m = 0; m < MR; ++m) {
-            const V init = g.accumulate ? Isa::load_n(g.c + m * g.ldc + n, cols) : Isa::zero();
-            if constexpr (acc_in_registers) acc[m] = init;
-            else Isa::store(acc_mem + m * W, init);
-        }
+        // acc: [MR, W], in L1. Each row's accumulator is loaded, advanced W k-steps and stored
+        // back per block; the transposed block keeps the registers.
+        alignas(64) float acc[MR * W];
+        for (int m = 0; m < MR; ++m)
+            Isa::store(acc + m * W, g.accumulate ? Isa::load_n(g.c + m * g.ldc + n, cols) : Isa::zero());
         // r[j] = W[n .. n+W, k0 + j] for j < kn; then every row m takes the kn FMAs in k order.
         auto step = [&](V* r, index k0, index kn) {
             for (int m = 0; m < MR; ++m) {
                 const float* am = a + m * lda + k0;
-                V x = acc_in_registers ? acc[m] : Isa::load(acc_mem + m * W);
+                V x = Isa::load(acc + m * W);
                 if (kn == W) {
 #pragma GCC unroll 16
                     for (int j = 0; j < W; ++j) x = Isa::fma(Isa::set1(am[j]), r[j], x);
                 } else {
                     for (index j = 0; j < kn; ++j) x = Isa::fma(Isa::set1(am[j]), r[j], x);
                 }
-                if constexpr (acc_in_registers) acc[m] = x;
-                else Isa::store(acc_mem + m * W, x);
+                Isa::store(acc + m * W, x);
             }
         };
         index k0 = 0;
@@ -460,6 +463,14 @@ void gemv_nt(const Args& g, const float* a, index lda, index n0, index n1) {
                 V r[W];
 #pragma GCC unroll 16
                 for (int i = 0; i < W; ++i) r[i] = Isa::load(w + i * stride + k0);
+                // The hardware prefetcher alone loses ~15% of bandwidth on these W short streams
+                // (more at larger M, where each block takes longer): ask for 4 KiB ahead of each,
+                // running on into the next block's rows at the end of these.
+                const index ahead = k0 + kGemvPrefetch;
+                const float* next = ahead < K ? w + ahead : n + 2 * W <= n1 ? w + W * stride + (ahead - K) : nullptr;
+                if (next != nullptr)
+#pragma GCC unroll 16
+                    for (int i = 0; i < W; ++i) prefetch_l2(next + i * stride);
                 Isa::transpose(r);
                 step(r, k0, W);
             }
@@ -472,58 +483,51 @@ void gemv_nt(const Args& g, const float* a, index lda, index n0, index n1) {
             step(r, k0, kn);
         }
         for (int m = 0; m < MR; ++m)
-            Isa::store_n(g.c + m * g.ldc + n, acc_in_registers ? acc[m] : Isa::load(acc_mem + m * W), cols);
+            Isa::store_n(g.c + m * g.ldc + n, Isa::load(acc + m * W), cols);
     }
 }
 
 // Plain matmul layout (b_cs == 1: row k of B is contiguous in n). Computes C columns [n0, n1)
-// for MR rows of A, axpy style: C's columns stay in cache while rows of B stream past, four k
-// at a time, each row read as one long contiguous run.
+// for MR rows of A, axpy style: a chunk of C's columns, copied to a contiguous buffer in L1,
+// takes the rows of B as they stream past (four per pass), each row read as one long run.
 template <class Isa, int MR>
-void gemv_nn(const Args& g, const float* a, index lda, index m0, index n0, index n1) {
+void gemv_nn(const Args& g, const float* a, index lda, index n0, index n1) {
     using V = typename Isa::V;
     constexpr int W = Isa::width;
-    const index K = g.K;
-    const float* am = a + m0 * lda;
-    for (index j0 = n0; j0 < n1; j0 += kGemvNnChunk) {
-        const index j1 = std::min(n1, j0 + kGemvNnChunk);
-        if (!g.accumulate)
-            for (int m = 0; m < MR; ++m) std::fill(g.c + (m0 + m) * g.ldc + j0, g.c + (m0 + m) * g.ldc + j1, 0.0f);
+    const index K = g.K, ldb = g.b_rs;
+    // acc: [MR, chunk], 32 KiB. C's own rows are often a multiple of 4 KiB apart and would all
+    // fall in the same L1 set; the buffer's rows do not.
+    const index chunk = std::max<index>(W, (8192 / MR) / W * W);
+    float* acc = scratch(3, static_cast<std::size_t>(MR * chunk));
+    // acc[m, j - j0 ..][:n] = fma chain over rows k .. k+steps of B (columns j ..), in order.
+    index j0 = n0;
+    auto update = [&](index k, int steps, index j, index n) {
+        V bv[4];
+        for (int t = 0; t < steps; ++t) {
+            const float* bk = g.b + (k + t) * ldb + j;
+            bv[t] = n == W ? Isa::load(bk) : Isa::load_n(bk, n);
+            if (k + t + kGemvNnAhead < K) prefetch_l2(bk + kGemvNnAhead * ldb);
+        }
+        for (int m = 0; m < MR; ++m) {
+            float* am = acc + m * chunk + (j - j0);
+            V x = n == W ? Isa::load(am) : Isa::load_n(am, n);
+            for (int t = 0; t < steps; ++t) x = Isa::fma(Isa::set1(a[m * lda + k + t]), bv[t], x);
+            if (n == W) Isa::store(am, x);
+            else Isa::store_n(am, x, n);
+        }
+    };
+    for (; j0 < n1; j0 += chunk) {
+        const index j1 = std::min(n1, j0 + chunk), width = j1 - j0;
+        for (int m = 0; m < MR; ++m) {
+            if (g.accumulate) std::memcpy(acc + m * chunk, g.c + m * g.ldc + j0, sizeof(float) * width);
+            else std::fill(acc + m * chunk, acc + m * chunk + width, 0.0f);
+        }
         index k = 0;
-        for (; k + 4 <= K; k += 4) {
-            const float* b0 = g.b + k * g.b_rs;
-            V a4[MR][4];
-            for (int m = 0; m < MR; ++m)
-                for (int t = 0; t < 4; ++t) a4[m][t] = Isa::set1(am[m * lda + k + t]);
-            for (index j = j0; j < j1; j += W) {
-                const index n = std::min<index>(W, j1 - j);
-                const V b_0 = Isa::load_n(b0 + j, n);
-                const V b_1 = Isa::load_n(b0 + g.b_rs + j, n);
-                const V b_2 = Isa::load_n(b0 + 2 * g.b_rs + j, n);
-                const V b_3 = Isa::load_n(b0 + 3 * g.b_rs + j, n);
-#pragma GCC unroll 8
-                for (int m = 0; m < MR; ++m) {
-                    float* cm = g.c + (m0 + m) * g.ldc + j;
-                    V acc = Isa::load_n(cm, n);
-                    acc = Isa::fma(a4[m][0], b_0, acc);
-                    acc = Isa::fma(a4[m][1], b_1, acc);
-                    acc = Isa::fma(a4[m][2], b_2, acc);
-                    acc = Isa::fma(a4[m][3], b_3, acc);
-                    Isa::store_n(cm, acc, n);
-                }
-            }
-        }
-        for (; k < K; ++k) {
-            const float* bk = g.b + k * g.b_rs;
-            for (index j = j0; j < j1; j += W) {
-                const index n = std::min<index>(W, j1 - j);
-                const V bv = Isa::load_n(bk + j, n);
-                for (int m = 0; m < MR; ++m) {
-                    float* cm = g.c + (m0 + m) * g.ldc + j;
-                    Isa::store_n(cm, Isa::fma(Isa::set1(am[m * lda + k]), bv, Isa::load_n(cm, n)), n);
-                }
-            }
-        }
+        for (; k + 4 <= K; k += 4)
+            for (index j = j0; j < j1; j += W) update(k, 4, j, std::min<index>(W, j1 - j));
+        for (; k < K; ++k)
+            for (index j = j0; j < j1; j += W) update(k, 1, j, std::min<index>(W, j1 - j));
+        for (int m = 0; m < MR; ++m) std::memcpy(g.c + m * g.ldc + j0, acc + m * chunk, sizeof(float) * width);
     }
 }
 
@@ -554,7 +558,7 @@ void gemv(const Args& g) {
             if (nt)
                 gemv_nt<Isa, MR>(g, a, lda, n0, n1);
             else
-                gemv_nn<Isa, MR>(g, a, lda, 0, n0, n1);
+                gemv_nn<Isa, MR>(g, a, lda, n0, n1);
         });
     });
 }
