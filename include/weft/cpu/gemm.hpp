@@ -1,6 +1,6 @@
 // weft/cpu/gemm.hpp — the f32 matrix multiply under every weft matmul: a packed, cache-blocked
 // GEMM (BLIS structure) with AVX-512, AVX2+FMA and portable microkernels, plus streaming GEMV
-// paths for decoding (M of 1 to 8). Sits below the tensor layer; knows only pointers and strides.
+// paths for decoding (M up to 16). Sits below the tensor layer; knows only pointers and strides.
 #pragma once
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -32,14 +33,14 @@ namespace weft::cpu {
 // so results are bit-identical for any thread count, tiling, and batch size M (a row of C does
 // not change when more rows are computed with it), and equal gemm_f32_reference bit for bit.
 // Throws weft::Error on negative sizes, ldc < N, or null pointers with work to do.
-void gemm_f32(std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K,
+inline void gemm_f32(std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K,
               const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs,
               const float* b, std::ptrdiff_t b_rs, std::ptrdiff_t b_cs,
               float* c, std::ptrdiff_t ldc, bool accumulate = false);
 
 // The plain triple loop that defines gemm_f32's result (same arguments, same FMA chain). Slow;
 // for tests and for reading.
-void gemm_f32_reference(std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K,
+inline void gemm_f32_reference(std::ptrdiff_t M, std::ptrdiff_t N, std::ptrdiff_t K,
                         const float* a, std::ptrdiff_t a_rs, std::ptrdiff_t a_cs,
                         const float* b, std::ptrdiff_t b_rs, std::ptrdiff_t b_cs,
                         float* c, std::ptrdiff_t ldc, bool accumulate = false);
@@ -166,7 +167,7 @@ inline constexpr index kKC = 512, kNC = 384;
 #elif defined(__AVX2__) && defined(__FMA__)
 using Best = Avx2;
 inline constexpr int kMR = 6, kNV = 2;
-inline constexpr index kKC = 256, kNC = 512;
+inline constexpr index kKC = 512, kNC = 384;
 #else
 using Best = Scalar;
 inline constexpr int kMR = 4, kNV = 4;
@@ -175,6 +176,18 @@ inline constexpr index kKC = 256, kNC = 256;
 inline constexpr int kGemvMaxM = 16;
 inline constexpr index kGemvPrefetch = 1024;  // floats ahead of the nt GEMV's reads to prefetch
 inline constexpr index kGemvNnAhead = 8;      // rows of B ahead of the nn GEMV's reads to prefetch
+
+// One gemm_f32 call's arguments.
+struct Args {
+    index M, N, K;
+    const float* a;
+    index a_rs, a_cs;
+    const float* b;
+    index b_rs, b_cs;
+    float* c;
+    index ldc;
+    bool accumulate;
+};
 
 // ---- Scratch buffers -------------------------------------------------------------------------
 
@@ -317,6 +330,8 @@ inline void microkernel(index kc, const float* ap, const float* bp, float* c, in
         for (int j = 0; j < NV; ++j) Isa::store(c + i * ldc + j * W, acc[i][j]);
 }
 
+// ---- Prefetching ------------------------------------------------------------------------------
+
 // Asks for the cache line holding p to be brought into L2 (a hint; never faults).
 inline void prefetch_l2(const float* p) {
 #if defined(__GNUC__)
@@ -336,20 +351,7 @@ inline void prefetch_tile(const float* c, index rows, index cols, index ldc) {
 #endif
 }
 
-// One gemm_f32 call's arguments.
-struct Args {
-    index M, N, K;
-    const float* a;
-    index a_rs, a_cs;
-    const float* b;
-    index b_rs, b_cs;
-    float* c;
-    index ldc;
-    bool accumulate;
-};
-
 // ---- Packed GEMM ---------------------------------------------------------------------------
-
 
 // Computes the C block rows [m0, m1) x columns [n0, n1) on the calling thread. For each kc
 // slice of k: pack A's rows once; for each nc panel of columns: pack B's panel once; then each A
@@ -426,10 +428,10 @@ void gemm_packed(const Args& g) {
 // only M times: the work is reading B once, at full memory bandwidth. These paths stream B
 // straight from memory with no packing; A is contiguous (a: [M, K], row stride lda).
 
-// matmul_nt layout (b_rs == 1: column n of B is contiguous in k, i.e. row n of W: [N, K]).
-// Computes C columns [n0, n1) for MR rows of A. W rows of W are read side by side (W long
-// sequential streams), each W x W block is transposed in registers, and then each of its W
-// k-steps broadcasts A[m, k] against a vector of W columns.
+// matmul_nt layout (b_rs == 1: column n of B is contiguous in k, i.e. row n of the weights
+// [N, K]). Computes C columns [n0, n1) for MR rows of A. One vector's worth (W = Isa::width) of
+// weight rows is read side by side as W sequential streams; each W x W block is transposed in
+// registers, and each of its W k-steps broadcasts A[m, k] against a vector of W columns.
 template <class Isa, int MR>
 void gemv_nt(const Args& g, const float* a, index lda, index n0, index n1) {
     using V = typename Isa::V;
@@ -531,14 +533,17 @@ void gemv_nn(const Args& g, const float* a, index lda, index n0, index n1) {
     }
 }
 
-// Runs fn.template operator()<MR>() with MR = rows (1 .. 16), so the kernels see it as a constant.
+// Calls fn.template operator()<MR>() with MR = rows (1 .. kGemvMaxM), so that the GEMV kernels
+// see the row count as a constant.
 template <class Fn>
 void with_rows(index rows, Fn&& fn) {
     [&]<int... R>(std::integer_sequence<int, R...>) {
-        ((rows == R + 1 ? (fn.template operator()<R + 1>(), true) : false) || ...);
-    }(std::make_integer_sequence<int, 16>{});
+        (void)((rows == R + 1 ? (fn.template operator()<R + 1>(), true) : false) || ...);
+    }(std::make_integer_sequence<int, kGemvMaxM>{});
 }
 
+// Small M with B in either contiguous layout: each thread takes a contiguous range of C's
+// columns and streams the matching part of B once.
 template <class Isa>
 void gemv(const Args& g) {
     // The GEMV kernels want A rows contiguous in k; copy A when it is not (it is small here).

@@ -166,6 +166,8 @@ inline Vec1F round_to_bf16(Vec1F a) {
 }
 
 inline Vec1F operator+(Vec1F a, Vec1F b) { return Vec1F(a.v + b.v); }
+// A store that bypasses the caches (for outputs far larger than them); p aligned to the vector.
+inline void store_stream(float* p, Vec1F a) { *p = a.v; }
 inline Vec1F operator-(Vec1F a, Vec1F b) { return Vec1F(a.v - b.v); }
 inline Vec1F operator*(Vec1F a, Vec1F b) { return Vec1F(a.v * b.v); }
 inline Vec1F operator/(Vec1F a, Vec1F b) { return Vec1F(a.v / b.v); }
@@ -341,6 +343,7 @@ inline Vec16F round_to_f16(Vec16F a) { return Vec16F(_mm512_cvtph_ps(detail::f16
 inline Vec16F round_to_bf16(Vec16F a) { return Vec16F(_mm512_castsi512_ps(detail::bf16_round_words(a.v))); }
 
 inline Vec16F operator+(Vec16F a, Vec16F b) { return Vec16F(_mm512_add_ps(a.v, b.v)); }
+inline void store_stream(float* p, Vec16F a) { _mm512_stream_ps(p, a.v); }
 inline Vec16F operator-(Vec16F a, Vec16F b) { return Vec16F(_mm512_sub_ps(a.v, b.v)); }
 inline Vec16F operator*(Vec16F a, Vec16F b) { return Vec16F(_mm512_mul_ps(a.v, b.v)); }
 inline Vec16F operator/(Vec16F a, Vec16F b) { return Vec16F(_mm512_div_ps(a.v, b.v)); }
@@ -563,6 +566,7 @@ inline Vec8F round_to_f16(Vec8F a) { return Vec8F(detail::f16_bits8_to_float(det
 inline Vec8F round_to_bf16(Vec8F a) { return Vec8F(_mm256_castsi256_ps(detail::bf16_round_words(a.v))); }
 
 inline Vec8F operator+(Vec8F a, Vec8F b) { return Vec8F(_mm256_add_ps(a.v, b.v)); }
+inline void store_stream(float* p, Vec8F a) { _mm256_stream_ps(p, a.v); }
 inline Vec8F operator-(Vec8F a, Vec8F b) { return Vec8F(_mm256_sub_ps(a.v, b.v)); }
 inline Vec8F operator*(Vec8F a, Vec8F b) { return Vec8F(_mm256_mul_ps(a.v, b.v)); }
 inline Vec8F operator/(Vec8F a, Vec8F b) { return Vec8F(_mm256_div_ps(a.v, b.v)); }
@@ -743,6 +747,7 @@ inline Vec4F round_to_f16(Vec4F a) { return Vec4F(vcvt_f32_f16(vcvt_f16_f32(a.v)
 inline Vec4F round_to_bf16(Vec4F a) { return Vec4F(vreinterpretq_f32_u32(detail::bf16_round_words(a.v))); }
 
 inline Vec4F operator+(Vec4F a, Vec4F b) { return Vec4F(vaddq_f32(a.v, b.v)); }
+inline void store_stream(float* p, Vec4F a) { vst1q_f32(p, a.v); }
 inline Vec4F operator-(Vec4F a, Vec4F b) { return Vec4F(vsubq_f32(a.v, b.v)); }
 inline Vec4F operator*(Vec4F a, Vec4F b) { return Vec4F(vmulq_f32(a.v, b.v)); }
 inline Vec4F operator/(Vec4F a, Vec4F b) { return Vec4F(vdivq_f32(a.v, b.v)); }

@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "weft/core/tensor.hpp"
 #include "weft/core/threading.hpp"
 #include "weft/cpu/simd.hpp"
@@ -19,6 +23,18 @@ namespace detail {
 
 // Elements per parallel chunk: small expressions run on the calling thread.
 inline constexpr Index elementwise_grain = 16384;
+
+// f32 outputs of at least this many bytes are written with streaming stores: they would evict
+// everything else from the caches anyway, and skipping the read-for-ownership of each output line
+// saves a fifth of the memory traffic of `a * b + c`.
+inline constexpr Index streaming_store_bytes = Index(8) << 20;
+
+// Makes streaming stores visible to other threads (they are weakly ordered on x86).
+inline void streaming_store_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
 
 // Byte range [lo, hi) touched by a view.
 template <class T>
@@ -89,12 +105,20 @@ struct Destination {
 
 // Computes elements [begin, end) of the current row.
 template <class T, class Ev>
-void run_row_segment(const Ev& ev, const Destination<T>& dst, Index begin, Index end, bool use_packets) {
+void run_row_segment(const Ev& ev, const Destination<T>& dst, Index begin, Index end, bool use_packets, bool stream) {
     if constexpr (float_compute_v<T>) {
         if constexpr (Ev::vectorizable) {
             if (use_packets) {
                 constexpr int W = VecF::width;
                 Index i = begin;
+                if constexpr (std::is_same_v<T, float>) {
+                    if (stream) {
+                        // Lanes one by one (same bits) up to an aligned address, then whole lines.
+                        for (; i < end && reinterpret_cast<std::uintptr_t>(dst.row + i) % sizeof(VecF) != 0; ++i)
+                            dst.store(i, ev.template packet<Vec1F, false>(i, 1));
+                        for (; i + W <= end; i += W) simd::store_stream(dst.row + i, ev.template packet<VecF, false>(i, W));
+                    }
+                }
                 for (; i + W <= end; i += W) dst.store(i, ev.template packet<VecF, false>(i, W));
                 if (i < end) {
                     const int n = static_cast<int>(end - i);
@@ -135,6 +159,8 @@ void assign(TensorView<T> dst, const Expr<E>& expression) {
     const detail::Evaluator<E> ev(e, plan);
     const detail::Destination<T> out(dst, plan);
     const bool use_packets = ev.rows_contiguous() && out.inner == 1;
+    const bool stream = use_packets && std::is_same_v<T, float> &&
+                        dst.numel() * static_cast<Index>(sizeof(T)) >= detail::streaming_store_bytes;
     const Index row_len = plan.row_length();
 
     parallel_for(plan.rows() * row_len, detail::elementwise_grain, [&](Index begin, Index end) {
@@ -147,9 +173,10 @@ void assign(TensorView<T> dst, const Expr<E>& expression) {
             plan.unravel_row(row, outer);
             local_ev.bind_row(outer);
             local_out.bind_row(outer);
-            detail::run_row_segment(local_ev, local_out, col, col + len, use_packets);
+            detail::run_row_segment(local_ev, local_out, col, col + len, use_packets, stream);
             linear += len;
         }
+        if (stream) detail::streaming_store_fence();
     });
 }
 
