@@ -1,6 +1,8 @@
 // .npy load/save: round trips, byte-for-byte agreement with files numpy writes, and corrupt files.
 #include <doctest/doctest.h>
 
+#include "../temp_dir.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -16,26 +18,7 @@ namespace fs = std::filesystem;
 using weft::Shape;
 using weft::Tensor;
 
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& name) : path(fs::current_path() / ("weft_test_" + name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string file(const std::string& name) const { return (path / name).string(); }
-    std::string write(const std::string& name, const std::string& contents) const {
-        std::ofstream out(path / name, std::ios::binary | std::ios::trunc);
-        out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-        return file(name);
-    }
-};
+using weft_test::TempDir;
 
 std::string read_all(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

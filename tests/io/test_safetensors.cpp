@@ -2,6 +2,8 @@
 // and one hand-made corrupt file for each way a file can lie (after llama.cpp's test-gguf.cpp).
 #include <doctest/doctest.h>
 
+#include "../temp_dir.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -17,27 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace st = weft::safetensors;
 
-// A scratch directory under the current directory, removed with everything in it at scope exit.
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& name) : path(fs::current_path() / ("weft_test_" + name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string write(const std::string& name, const std::string& contents) const {
-        const fs::path p = path / name;
-        std::ofstream out(p, std::ios::binary | std::ios::trunc);
-        out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-        return p.string();
-    }
-};
+using weft_test::TempDir;
 
 std::string u64le(std::uint64_t n) {
     std::string s(8, '\0');
