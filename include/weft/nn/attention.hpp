@@ -11,7 +11,9 @@
 
 #include "weft/core/tensor.hpp"
 #include "weft/core/threading.hpp"
+#include "weft/cpu/simd.hpp"
 #include "weft/cpu/vector.hpp"
+#include "weft/cpu/vmath.hpp"
 #include "weft/nn/linear.hpp"
 #include "weft/nn/rope.hpp"
 
@@ -73,9 +75,15 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
                 // Rescale what was accumulated under the old maximum.
                 const float correction = running_max == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(running_max - new_max);
                 running_sum *= correction;
+                // Probabilities of the tile, exp vectorised (packets and single lanes give the
+                // same bits, so where the tile ends does not change any value).
+                Index j = 0;
+                for (; j + simd::VecF::width <= n; j += simd::VecF::width)
+                    simd::exp(simd::VecF::load(scores + j) - simd::VecF::broadcast(new_max)).store(scores + j);
+                for (; j < n; ++j) simd::exp(simd::Vec1F::broadcast(scores[j] - new_max)).store(scores + j);
                 float factor = correction;
                 for (Index j = 0; j < n; ++j) {
-                    const float p = std::exp(scores[j] - new_max);
+                    const float p = scores[j];
                     running_sum += p;
                     const float* vj = cache.values().data() + ((j0 + j) * config.n_kv_heads + kv) * D;
                     cpu::scale_add(acc, factor, p, vj, D);
