@@ -171,7 +171,8 @@ TEST_CASE("llama3 rope scaling keeps high frequencies, divides low ones and blen
     c.scaling = {nn::RopeScaling::Kind::linear, 4.0, 1, 4, 8192};
     CHECK(nn::Rope(c).inv_freq()[5] == doctest::Approx(std::pow(500000.0, -10.0 / 128) / 4).epsilon(1e-15));
     c.scaling = {nn::RopeScaling::Kind::llama3, 8.0, 2.0, 2.0, 8192};  // low == high: no division by zero
-    for (double f : nn::Rope(c).inv_freq()) CHECK(std::isfinite(f));
+    const nn::Rope guarded(c);
+    for (double f : guarded.inv_freq()) CHECK(std::isfinite(f));
 }
 
 TEST_CASE("rope_apply rotates both pairings like the reference, also at positions past 100k") {
@@ -314,4 +315,17 @@ TEST_CASE("SwiGLU computes down(silu(gate(x)) * up(x))") {
     double worst = 0;
     for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]) / mag[i]);
     CHECK(worst <= 1e-5);
+}
+
+TEST_CASE("attend checks its arguments and names the shapes") {
+    nn::KvCache cache(8, 2, 16);
+    nn::AttentionConfig c{4, 2, 16, true, nn::RopePairing::half_split, 0};
+    Tensor<float> q(Shape{3, 4, 16}), out(Shape{3, 64});
+    CHECK_NOTHROW(nn::attend(q, cache, 0, c, 0.25f, out.view()));
+    CHECK_THROWS_WITH_AS(nn::attend(Tensor<float>(Shape{3, 5, 16}), cache, 0, c, 0.25f, out.view()),
+                         doctest::Contains("queries of shape [3, 5, 16] for 4 heads of dim 16"), weft::Error);
+    CHECK_THROWS_WITH_AS(nn::attend(q, cache, 0, c, 0.25f, Tensor<float>(Shape{3, 60}).view()),
+                         "attend: output of shape [3, 60], expected [3, 64] with contiguous rows", weft::Error);
+    CHECK_THROWS_WITH_AS(nn::attend(q, cache, 6, c, 0.25f, out.view()), "attend: positions 6..8 exceed the KV cache capacity of 8",
+                         weft::Error);
 }

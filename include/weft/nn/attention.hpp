@@ -51,7 +51,16 @@ struct AttentionConfig {
 //   q: [T, heads, head_dim]   cache: [capacity, kv_heads, head_dim]
 inline void attend(TensorView<const float> q, const KvCache& cache, Index start, const AttentionConfig& config, float scale,
                    TensorView<float> out) {
-    const Index T = q.shape()[0], H = config.n_heads, D = config.head_dim, group = H / config.n_kv_heads;
+    const Index H = config.n_heads, D = config.head_dim;
+    if (q.rank() != 3 || q.shape()[1] != H || q.shape()[2] != D || q.strides()[2] != 1)
+        fail("attend: queries of shape ", q.shape(), " for ", H, " heads of dim ", D, " (expected [tokens, heads, head_dim], last axis contiguous)");
+    const Index T = q.shape()[0], group = H / config.n_kv_heads;
+    if (!(out.shape() == Shape{T, H * D}) || out.strides()[1] != 1)
+        fail("attend: output of shape ", out.shape(), ", expected [", T, ", ", H * D, "] with contiguous rows");
+    if (!(cache.keys().shape() == Shape{cache.capacity(), config.n_kv_heads, D}))
+        fail("attend: KV cache of shape ", cache.keys().shape(), " for ", config.n_kv_heads, " kv heads of dim ", D);
+    if (start < 0 || start + T > cache.capacity())
+        fail("attend: positions ", start, "..", start + T - 1, " exceed the KV cache capacity of ", cache.capacity());
     constexpr Index tile = 64;
     parallel_for(T * H, 1, [&](Index begin, Index end) {
         float scores[tile];
@@ -77,10 +86,10 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
                 running_sum *= correction;
                 // Probabilities of the tile, exp vectorised (packets and single lanes give the
                 // same bits, so where the tile ends does not change any value).
-                Index j = 0;
-                for (; j + simd::VecF::width <= n; j += simd::VecF::width)
-                    simd::exp(simd::VecF::load(scores + j) - simd::VecF::broadcast(new_max)).store(scores + j);
-                for (; j < n; ++j) simd::exp(simd::Vec1F::broadcast(scores[j] - new_max)).store(scores + j);
+                Index i = 0;
+                for (; i + simd::VecF::width <= n; i += simd::VecF::width)
+                    simd::exp(simd::VecF::load(scores + i) - simd::VecF::broadcast(new_max)).store(scores + i);
+                for (; i < n; ++i) simd::exp(simd::Vec1F::broadcast(scores[i] - new_max)).store(scores + i);
                 float factor = correction;
                 for (Index j = 0; j < n; ++j) {
                     const float p = scores[j];
