@@ -329,3 +329,25 @@ TEST_CASE("attend checks its arguments and names the shapes") {
     CHECK_THROWS_WITH_AS(nn::attend(q, cache, 6, c, 0.25f, out.view()), "attend: positions 6..8 exceed the KV cache capacity of 8",
                          weft::Error);
 }
+
+TEST_CASE("Linear::forward_group gives the same bits as one forward per layer, biases included") {
+    for (int dtype = 0; dtype < 3; ++dtype)
+        for (Index M : {1, 5, 12}) {
+            CAPTURE(dtype);
+            CAPTURE(M);
+            Tensor<float> x = random_tensor(Shape{M, 75});
+            Tensor<float> a = random_tensor(Shape{130, 75}), b = random_tensor(Shape{7, 75}), bias = random_tensor(Shape{7});
+            Tensor<weft::bf16> ab = weft::cast<weft::bf16>(a), bb = weft::cast<weft::bf16>(b);
+            Tensor<weft::f16> ah = weft::cast<weft::f16>(a), bh = weft::cast<weft::f16>(b);
+            auto pick = [&](const Tensor<float>& f, const Tensor<weft::bf16>& bf, const Tensor<weft::f16>& h) {
+                return dtype == 0 ? weft::Weight::of(f) : dtype == 1 ? weft::Weight::of(bf) : weft::Weight::of(h);
+            };
+            const nn::Linear la(pick(a, ab, ah)), lb(pick(b, bb, bh), weft::Weight::of(bias));
+            Tensor<float> ya(Shape{M, 130}), yb(Shape{M, 7}), ga(Shape{M, 130}), gb(Shape{M, 7});
+            la.forward(x, ya.view());
+            lb.forward(x, yb.view());
+            nn::Linear::forward_group<2>(x, {&la, &lb}, {ga.view(), gb.view()});
+            CHECK(bits_of(ga) == bits_of(ya));
+            CHECK(bits_of(gb) == bits_of(yb));
+        }
+}

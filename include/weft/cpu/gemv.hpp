@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -106,42 +107,75 @@ void gemv_rows_bf16_lines(std::int64_t M, std::int64_t K, const float* x, std::i
 
 }  // namespace detail
 
+// One matrix of a GEMV group: out [M, n] = x · wᵀ (w: [n, K] row-major, out rows ldo apart).
+template <class W>
+struct GemvPart {
+    const W* w;
+    std::int64_t n;
+    float* out;
+    std::int64_t ldo;
+};
+
+// out_i = x [M, K] · W_iᵀ for matrices that share x, as ONE parallel region over all their rows:
+// small matrices (decoding small models) then share the threads' stream ramp-up and balance
+// instead of each paying for it. Every row is computed exactly as gemv_nt computes it.
+template <class W, std::size_t P>
+void gemv_nt_group(std::int64_t M, std::int64_t K, const float* x, std::int64_t ldx, const std::array<GemvPart<W>, P>& parts) {
+    static_assert(std::is_same_v<W, float> || std::is_same_v<W, f16> || std::is_same_v<W, bf16>,
+                  "weft: gemv_nt reads f32, f16 or bf16 weights");
+    std::int64_t total = 0;
+    for (const auto& p : parts) total += p.n;
+    const float* xe = nullptr;
+    const float* xo = nullptr;
+#if defined(WEFT_SIMD_AVX512)
+    // bf16 on AVX-512 reads whole lines: x split into even- and odd-indexed halves, once per call.
+    const bool lines = std::is_same_v<W, bf16> && K >= 32;
+    if (lines) {
+        const std::int64_t half = K / 32 * 16;
+        thread_local std::vector<float> split;
+        split.resize(static_cast<std::size_t>(2 * M * half));
+        float* e = split.data();
+        float* o = e + M * half;
+        for (std::int64_t m = 0; m < M; ++m)
+            for (std::int64_t j = 0; j < half; ++j) {
+                e[m * half + j] = x[m * ldx + 2 * j];
+                o[m * half + j] = x[m * ldx + 2 * j + 1];
+            }
+        xe = e;
+        xo = o;
+    }
+#endif
+    // Rows [begin, end) of one matrix: eight at a time (eight streams in flight), then singly.
+    auto rows = [&](const GemvPart<W>& p, std::int64_t begin, std::int64_t end) {
+        std::int64_t n = begin;
+#if defined(WEFT_SIMD_AVX512)
+        if constexpr (std::is_same_v<W, bf16>) {
+            if (lines) {
+                for (; n + 8 <= end; n += 8) detail::gemv_rows_bf16_lines<8>(M, K, x, ldx, xe, xo, p.w, n, p.out, p.ldo);
+                for (; n < end; ++n) detail::gemv_rows_bf16_lines<1>(M, K, x, ldx, xe, xo, p.w, n, p.out, p.ldo);
+                return;
+            }
+        }
+#endif
+        for (; n + 8 <= end; n += 8) detail::gemv_rows<8>(M, K, x, ldx, p.w, n, p.out, p.ldo);
+        for (; n < end; ++n) detail::gemv_rows<1>(M, K, x, ldx, p.w, n, p.out, p.ldo);
+    };
+    // Threads take runs of the concatenated rows (multiples of 64): each output has one thread.
+    parallel_for(total, 64, [&](std::int64_t begin, std::int64_t end) {
+        std::int64_t first = 0;  // first concatenated row of the current part
+        for (const auto& p : parts) {
+            const std::int64_t b = std::max(begin, first), e = std::min(end, first + p.n);
+            if (b < e) rows(p, b - first, e - first);
+            first += p.n;
+        }
+    });
+}
+
 // out [M, N] = x [M, K] · w [N, K]ᵀ; x rows with stride ldx, out rows with stride ldo; w row-major.
 template <class W>
 void gemv_nt(std::int64_t M, std::int64_t N, std::int64_t K, const float* x, std::int64_t ldx, const W* w, float* out,
              std::int64_t ldo) {
-    static_assert(std::is_same_v<W, float> || std::is_same_v<W, f16> || std::is_same_v<W, bf16>,
-                  "weft: gemv_nt reads f32, f16 or bf16 weights");
-#if defined(WEFT_SIMD_AVX512)
-    if constexpr (std::is_same_v<W, bf16>) {
-        if (K >= 32) {
-            // x split into even- and odd-indexed halves, once per call (reused buffer).
-            const std::int64_t half = K / 32 * 16;
-            thread_local std::vector<float> split;
-            split.resize(static_cast<std::size_t>(2 * M * half));
-            float* xe = split.data();
-            float* xo = xe + M * half;
-            for (std::int64_t m = 0; m < M; ++m)
-                for (std::int64_t j = 0; j < half; ++j) {
-                    xe[m * half + j] = x[m * ldx + 2 * j];
-                    xo[m * half + j] = x[m * ldx + 2 * j + 1];
-                }
-            parallel_for(N, 64, [&](std::int64_t begin, std::int64_t end) {
-                std::int64_t n = begin;
-                for (; n + 8 <= end; n += 8) detail::gemv_rows_bf16_lines<8>(M, K, x, ldx, xe, xo, w, n, out, ldo);
-                for (; n < end; ++n) detail::gemv_rows_bf16_lines<1>(M, K, x, ldx, xe, xo, w, n, out, ldo);
-            });
-            return;
-        }
-    }
-#endif
-    // Threads take runs of rows (multiples of 64): each output is computed by exactly one thread.
-    // Eight rows at a time: eight streams in flight, x reused from registers/L1.
-    parallel_for(N, 64, [&](std::int64_t begin, std::int64_t end) {
-        std::int64_t n = begin;
-        for (; n + 8 <= end; n += 8) detail::gemv_rows<8>(M, K, x, ldx, w, n, out, ldo);
-        for (; n < end; ++n) detail::gemv_rows<1>(M, K, x, ldx, w, n, out, ldo);
-    });
+    gemv_nt_group<W, 1>(M, K, x, ldx, {GemvPart<W>{w, N, out, ldo}});
 }
 
 }  // namespace weft::cpu

@@ -145,9 +145,7 @@ public:
         auto q = s.q.view().slice(0, 0, T);
         auto k = s.k.view().slice(0, 0, T);
         auto v = s.v.view().slice(0, 0, T);
-        wq_.forward(x, q);
-        wk_.forward(x, k);
-        wv_.forward(x, v);
+        Linear::forward_group<3>(x, {&wq_, &wk_, &wv_}, {q, k, v});
         auto q3 = q.reshape({T, H, D});
         auto k3 = k.reshape({T, KV, D});
         if (config_.use_rope) {
@@ -185,8 +183,7 @@ public:
         if (up_buf.numel() < T * hidden()) up_buf = Tensor<float>::uninitialized(Shape{T, hidden()});
         auto g = TensorView<float>(gate_buf.data(), Shape{T, hidden()});
         auto u = TensorView<float>(up_buf.data(), Shape{T, hidden()});
-        gate_.forward(x, g);
-        up_.forward(x, u);
+        Linear::forward_group<2>(x, {&gate_, &up_}, {g, u});
         g = silu(g) * u;  // one fused pass, in place
         down_.forward(g, out);
     }

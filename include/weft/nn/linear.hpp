@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "weft/core/threading.hpp"
@@ -62,12 +63,7 @@ public:
 
     // x: [rows, in] with contiguous rows (any row stride); out: [rows, out], contiguous.
     void forward(TensorView<const float> x, TensorView<float> out) const {
-        if (x.rank() != 2 || x.shape()[1] != in_features() || x.strides()[1] != 1)
-            fail("Linear '", weight_.name, "': input of shape ", x.shape(), " for weight ", weight_.shape, " (expected [rows, ",
-                 in_features(), "] with contiguous rows)");
-        if (!(out.shape() == Shape{x.shape()[0], out_features()}) || !out.is_contiguous())
-            fail("Linear '", weight_.name, "': output of shape ", out.shape(), ", expected contiguous [", x.shape()[0], ", ",
-                 out_features(), "]");
+        check(x, out);
         const Index M = x.shape()[0], N = out_features(), K = in_features(), ldx = x.strides()[0];
         switch (weight_.dtype) {
             case DType::f32:
@@ -77,7 +73,34 @@ public:
             case DType::bf16: multiply(M, N, K, x.data(), ldx, reinterpret_cast<const bf16*>(weight_.data), out.data()); break;
             default: fail("Linear '", weight_.name, "': weights of dtype ", weight_.dtype, " are not supported");
         }
-        if (!bias_.empty()) visit_float_weight(bias_, [&](auto b) { out = out + cast<float>(b); });
+        add_bias(out);
+    }
+
+    // outs[i] = x · layers[i]ᵀ (+ bias) for layers that read the same x (q/k/v, gate/up).
+    // Decoding with 16-bit weights runs them as one GEMV region over all their rows — the same
+    // bits as one by one, without each small matrix paying its own ramp-up; else one by one.
+    template <std::size_t P>
+    static void forward_group(TensorView<const float> x, const std::array<const Linear*, P>& layers,
+                              const std::array<TensorView<float>, P>& outs) {
+        for (std::size_t i = 0; i < P; ++i) layers[i]->check(x, outs[i]);
+        const DType dtype = layers[0]->weight_.dtype;
+        bool grouped = x.shape()[0] <= gemv_max_rows && (dtype == DType::f16 || dtype == DType::bf16);
+        for (const Linear* l : layers) grouped = grouped && l->weight_.dtype == dtype;
+        if (!grouped) {
+            for (std::size_t i = 0; i < P; ++i) layers[i]->forward(x, outs[i]);
+            return;
+        }
+        auto run = [&](auto tag) {
+            using W = decltype(tag);
+            std::array<cpu::GemvPart<W>, P> parts;
+            for (std::size_t i = 0; i < P; ++i)
+                parts[i] = {reinterpret_cast<const W*>(layers[i]->weight_.data), layers[i]->out_features(), outs[i].data(),
+                            layers[i]->out_features()};
+            cpu::gemv_nt_group<W, P>(x.shape()[0], x.shape()[1], x.data(), x.strides()[0], parts);
+        };
+        if (dtype == DType::f16) run(f16{});
+        else run(bf16{});
+        for (std::size_t i = 0; i < P; ++i) layers[i]->add_bias(outs[i]);
     }
 
     // Batches up to this size (decoding) stream 16-bit weights through a GEMV that widens them in
@@ -85,6 +108,18 @@ public:
     static constexpr Index gemv_max_rows = 8;
 
 private:
+    void check(const TensorView<const float>& x, const TensorView<float>& out) const {
+        if (x.rank() != 2 || x.shape()[1] != in_features() || x.strides()[1] != 1)
+            fail("Linear '", weight_.name, "': input of shape ", x.shape(), " for weight ", weight_.shape, " (expected [rows, ",
+                 in_features(), "] with contiguous rows)");
+        if (!(out.shape() == Shape{x.shape()[0], out_features()}) || !out.is_contiguous())
+            fail("Linear '", weight_.name, "': output of shape ", out.shape(), ", expected contiguous [", x.shape()[0], ", ",
+                 out_features(), "]");
+    }
+    void add_bias(TensorView<float> out) const {
+        if (!bias_.empty()) visit_float_weight(bias_, [&](auto b) { out = out + cast<float>(b); });
+    }
+
     template <class W>
     static void multiply(Index M, Index N, Index K, const float* x, Index ldx, const W* w, float* out) {
         if (M <= gemv_max_rows) cpu::gemv_nt(M, N, K, x, ldx, w, out, N);
