@@ -127,7 +127,10 @@ inline std::ostream& operator<<(std::ostream& out, bf16 h) { return out << float
 
 // ---- runtime dtype tags --------------------------------------------------------------------
 
-enum class DType : std::uint8_t { f32, f16, bf16, i32, i8, f64 };
+// Element types, then GGUF's block-quantized weight types (a block of block_size(t) values is
+// stored in block_bytes(t) bytes; layouts in weft/quant/blocks.hpp). Tensors hold element types
+// only; Weights may hold either.
+enum class DType : std::uint8_t { f32, f16, bf16, i32, i8, f64, q8_0, q4_0, q4_k, q5_k, q6_k };
 
 inline const char* dtype_name(DType t) {
     switch (t) {
@@ -137,8 +140,24 @@ inline const char* dtype_name(DType t) {
         case DType::i32: return "i32";
         case DType::i8: return "i8";
         case DType::f64: return "f64";
+        case DType::q8_0: return "q8_0";
+        case DType::q4_0: return "q4_0";
+        case DType::q4_k: return "q4_k";
+        case DType::q5_k: return "q5_k";
+        case DType::q6_k: return "q6_k";
     }
     return "?";
+}
+
+inline bool is_quantized(DType t) { return t >= DType::q8_0; }
+
+// Values per block: 1 for element types, 32 or 256 for the quantized ones.
+inline std::size_t block_size(DType t) {
+    switch (t) {
+        case DType::q8_0: case DType::q4_0: return 32;
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: return 256;
+        default: return 1;
+    }
 }
 
 inline std::size_t dtype_size(DType t) {
@@ -147,8 +166,20 @@ inline std::size_t dtype_size(DType t) {
         case DType::f16: case DType::bf16: return 2;
         case DType::i8: return 1;
         case DType::f64: return 8;
+        default: return 0;  // quantized: no per-element size; see block_bytes
     }
-    return 0;
+}
+
+// Bytes per block: the element size for element types.
+inline std::size_t block_bytes(DType t) {
+    switch (t) {
+        case DType::q8_0: return 34;
+        case DType::q4_0: return 18;
+        case DType::q4_k: return 144;
+        case DType::q5_k: return 176;
+        case DType::q6_k: return 210;
+        default: return dtype_size(t);
+    }
 }
 
 inline std::ostream& operator<<(std::ostream& out, DType t) { return out << dtype_name(t); }
