@@ -16,12 +16,14 @@ inline constexpr int k_scale_bytes = 12;
 
 // Q8_0: x = d·q.
 struct BlockQ8_0 {
+    static constexpr int values = qk8_0;
     std::uint16_t d;            // f16 bits
     std::int8_t qs[qk8_0];
 };
 
 // Q4_0: x[j] = d·((qs[j] & 0xF) − 8), x[j + 16] = d·((qs[j] >> 4) − 8).
 struct BlockQ4_0 {
+    static constexpr int values = qk8_0;
     std::uint16_t d;            // f16 bits
     std::uint8_t qs[qk8_0 / 2];
 };
@@ -29,6 +31,7 @@ struct BlockQ4_0 {
 // Q4_K: 8 sub-blocks of 32; x = d·sc_j·q − dmin·m_j with 6-bit sc_j, m_j packed in `scales`.
 // Each 32-byte run of qs holds two sub-blocks: low nibbles first, then high nibbles.
 struct BlockQ4_K {
+    static constexpr int values = qk_k;
     std::uint16_t d;            // f16 bits: super-block scale for the scales
     std::uint16_t dmin;         // f16 bits: super-block scale for the mins
     std::uint8_t scales[k_scale_bytes];
@@ -37,6 +40,7 @@ struct BlockQ4_K {
 
 // Q5_K: as Q4_K with a fifth bit per value in qh (bit j of qh[l] belongs to sub-block j).
 struct BlockQ5_K {
+    static constexpr int values = qk_k;
     std::uint16_t d;
     std::uint16_t dmin;
     std::uint8_t scales[k_scale_bytes];
@@ -46,6 +50,7 @@ struct BlockQ5_K {
 
 // Q6_K: 16 sub-blocks of 16; q = (low 4 bits | high 2 bits << 4) − 32; x = d·scales[j]·q.
 struct BlockQ6_K {
+    static constexpr int values = qk_k;
     std::uint8_t ql[qk_k / 2];
     std::uint8_t qh[qk_k / 4];
     std::int8_t scales[qk_k / 16];
