@@ -1,0 +1,176 @@
+// weft-bench: prompt-processing and generation speed of a model, in a table like llama-bench's.
+//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json]
+// ppN: one forward of N prompt tokens from an empty cache; tgN: N single-token decodes from an
+// empty cache. Each figure is the mean ± standard deviation of -r runs after one warm-up run.
+// Generation reads every weight once per token, so it is also given as GB/s next to the DRAM
+// read bandwidth measured right before it (the ceiling), and their ratio.
+#include <weft/weft.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+
+#include "../bench/ceilings.hpp"
+#include "common.hpp"
+
+namespace {
+
+const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json]";
+
+struct Result {
+    std::string model, test;
+    double bytes = 0, params = 0;
+    int threads = 0, n_prompt = 0, n_gen = 0;
+    std::vector<double> samples;  // tokens/s of each run
+    double weight_bytes_per_token = 0, ceiling_gbs = 0;
+
+    double mean() const { return std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size()); }
+    double sd() const {
+        if (samples.size() < 2) return 0;
+        double s = 0;
+        for (double x : samples) s += (x - mean()) * (x - mean());
+        return std::sqrt(s / static_cast<double>(samples.size() - 1));
+    }
+    double gbs() const { return n_gen > 0 ? mean() * weight_bytes_per_token * 1e-9 : 0; }
+};
+
+// Bytes of the model's files: the .gguf file, or the directory's .safetensors files.
+double model_file_bytes(const std::string& path) {
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(path)) return static_cast<double>(fs::file_size(path));
+    double total = 0;
+    for (const auto& entry : fs::directory_iterator(path))
+        if (entry.is_regular_file() && entry.path().extension() == ".safetensors") total += static_cast<double>(entry.file_size());
+    return total;
+}
+
+double parameter_count(const weft::LlamaConfig& c) {
+    const double d = double(c.dim), q = double(c.n_heads * c.head_dim), kv = double(c.n_kv_heads * c.head_dim);
+    const double layer = d * q * 2 + d * kv * 2 + 3 * d * double(c.ffn_dim) + 2 * d;
+    return double(c.vocab_size) * d * (c.tied_embeddings ? 1 : 2) + double(c.n_layers) * layer + d;
+}
+
+std::vector<std::int32_t> prompt_tokens(int n, weft::Index vocab) {
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((7919LL * (i + 1)) % vocab);
+    return ids;
+}
+
+double time_prompt(weft::Llama& model, const std::vector<std::int32_t>& ids) {
+    model.reset();
+    const auto start = std::chrono::steady_clock::now();
+    model.forward(ids, weft::Logits::last);
+    return static_cast<double>(ids.size()) / examples::seconds_since(start);
+}
+
+double time_generation(weft::Llama& model, int n) {
+    model.reset();
+    std::int32_t token = 1;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+        const auto logits = model.decode(token);
+        token = static_cast<std::int32_t>((token * 31 + 7 + static_cast<int>(logits(0) > 0)) % model.config().vocab_size);
+    }
+    return n / examples::seconds_since(start);
+}
+
+std::string human_bytes(double b) {
+    char s[32];
+    std::snprintf(s, sizeof s, b >= double(1 << 30) ? "%.2f GiB" : "%.1f MiB", b >= double(1 << 30) ? b / double(1 << 30) : b / double(1 << 20));
+    return s;
+}
+
+void print_json(const Result& r) {
+    std::printf("{\"model\": \"%s\", \"size_bytes\": %.0f, \"n_params\": %.0f, \"threads\": %d, \"test\": \"%s\", "
+                "\"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
+                r.model.c_str(), r.bytes, r.params, r.threads, r.test.c_str(), r.n_prompt, r.n_gen, r.mean(), r.sd());
+    for (std::size_t i = 0; i < r.samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", r.samples[i]);
+    std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f}\n", r.weight_bytes_per_token,
+                r.gbs(), r.ceiling_gbs);
+    std::fflush(stdout);
+}
+
+void print_row(const Result& r) {
+    std::string bandwidth = "";
+    if (r.n_gen > 0) {
+        char s[96];
+        std::snprintf(s, sizeof s, "%.1f / %.1f GB/s (%.0f%%)", r.gbs(), r.ceiling_gbs, 100 * r.gbs() / r.ceiling_gbs);
+        bandwidth = s;
+    }
+    std::printf("| %-28s | %10s | %7.2f B | %7d | %6s | %14.2f ± %-6.2f | %-28s |\n", r.model.c_str(), human_bytes(r.bytes).c_str(),
+                r.params * 1e-9, r.threads, r.test.c_str(), r.mean(), r.sd(), bandwidth.c_str());
+    std::fflush(stdout);
+}
+
+int run(int argc, char** argv) {
+    std::vector<std::string> models;
+    int n_prompt = 128, n_gen = 64, repeats = 3, threads = weft::num_threads();
+    bool json = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "-m" || a == "--model") models.push_back(examples::flag_value(argc, argv, i));
+        else if (a == "-p" || a == "--n-prompt") n_prompt = examples::parse_number<int>(a, examples::flag_value(argc, argv, i));
+        else if (a == "-n" || a == "--n-gen") n_gen = examples::parse_number<int>(a, examples::flag_value(argc, argv, i));
+        else if (a == "-t" || a == "--threads") threads = examples::parse_number<int>(a, examples::flag_value(argc, argv, i));
+        else if (a == "-r" || a == "--repetitions") repeats = examples::parse_number<int>(a, examples::flag_value(argc, argv, i));
+        else if (a == "--json") json = true;
+        else if (a == "-h" || a == "--help") {
+            std::puts(usage);
+            return 0;
+        } else throw examples::UsageError("unknown argument '" + a + "'");
+    }
+    if (models.empty()) throw examples::UsageError("no model: pass -m PATH");
+    if (n_prompt < 0 || n_gen < 0) throw examples::UsageError("-p and -n must be >= 0");
+    if (n_prompt == 0 && n_gen == 0) throw examples::UsageError("nothing to measure: -p and -n are both 0");
+    if (repeats < 1) throw examples::UsageError("-r must be >= 1");
+    if (threads < 1) throw examples::UsageError("-t must be >= 1");
+    weft::set_num_threads(threads);
+
+    if (!json) {
+        std::printf("| %-28s | %10s | %9s | %7s | %6s | %23s | %-28s |\n", "model", "size", "params", "threads", "test", "t/s",
+                    "generation GB/s / ceiling");
+        std::printf("| %s | %s: | %s: | %s: | %s: | %s: | %s |\n", std::string(28, '-').c_str(), std::string(9, '-').c_str(),
+                    std::string(8, '-').c_str(), std::string(6, '-').c_str(), std::string(5, '-').c_str(), std::string(22, '-').c_str(),
+                    std::string(28, '-').c_str());
+    }
+    for (const std::string& path : models) {
+        weft::Llama model = weft::Llama::from_pretrained(path, std::max(n_prompt, n_gen) + 1);
+        Result base;
+        base.model = std::filesystem::path(path).filename().string();
+        if (base.model.empty()) base.model = std::filesystem::path(path).parent_path().filename().string();
+        base.bytes = model_file_bytes(path);
+        base.params = parameter_count(model.config());
+        base.threads = threads;
+        base.weight_bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
+        if (n_prompt > 0) {
+            Result r = base;
+            r.test = "pp" + std::to_string(n_prompt);
+            r.n_prompt = n_prompt;
+            const auto ids = prompt_tokens(n_prompt, model.config().vocab_size);
+            time_prompt(model, ids);  // warm-up
+            for (int i = 0; i < repeats; ++i) r.samples.push_back(time_prompt(model, ids));
+            json ? print_json(r) : print_row(r);
+        }
+        if (n_gen > 0) {
+            Result r = base;
+            r.test = "tg" + std::to_string(n_gen);
+            r.n_gen = n_gen;
+            time_generation(model, n_gen);  // warm-up
+            double ceiling = 0;
+            for (int i = 0; i < repeats; ++i) {
+                ceiling += bench::read_bandwidth_gbs(2);
+                r.samples.push_back(time_generation(model, n_gen));
+            }
+            r.ceiling_gbs = ceiling / repeats;
+            json ? print_json(r) : print_row(r);
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return examples::guarded_main("weft-bench", usage, [&] { return run(argc, argv); });
+}
