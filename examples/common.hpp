@@ -3,9 +3,11 @@
 #pragma once
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <weft/core/storage.hpp>
 
 namespace examples {
 
@@ -65,6 +69,35 @@ inline double peak_rss_mib() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// Reads a model's files (a .gguf file, or a directory's .safetensors files) into the page cache,
+// drawing a progress bar on stderr when it is a terminal and the model is large. The model then
+// maps the same pages without waiting for the disk token by token.
+inline void prefetch_model(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> files;
+    if (fs::is_directory(path)) {
+        for (const auto& entry : fs::directory_iterator(path))
+            if (entry.is_regular_file() && entry.path().extension() == ".safetensors") files.push_back(entry.path().string());
+    } else if (fs::is_regular_file(path)) {
+        files.push_back(path);
+    }
+    std::uintmax_t total = 0, done = 0;
+    for (const auto& f : files) total += fs::file_size(f);
+    const bool bar = ::isatty(STDERR_FILENO) && total >= (std::uintmax_t(256) << 20);
+    for (const auto& f : files) {
+        weft::MappedFile file(f);
+        file.prefetch([&](std::size_t file_done, std::size_t file_total) {
+            if (!bar) return;
+            const double fraction = double(done + file_done) / double(total);
+            const int width = 40, filled = static_cast<int>(fraction * width);
+            std::fprintf(stderr, "\rloading [%s%s] %3.0f%%", std::string(std::size_t(filled), '#').c_str(),
+                         std::string(std::size_t(width - filled), ' ').c_str(), 100 * fraction);
+            if (file_done == file_total && done + file_done == total) std::fprintf(stderr, "\n");
+        });
+        done += file.size();
+    }
 }
 
 // The value after a flag; throws if the command line ends.

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../helpers.hpp"
 
@@ -131,6 +133,9 @@ TEST_CASE("MappedFile maps a file read-only and reports missing files by name") 
         CHECK(v(2) == 3.25f);
         Tensor<float> doubled = v * 2.0f;
         CHECK(doubled(1) == -4.0f);
+        std::vector<std::pair<std::size_t, std::size_t>> progress;
+        file.prefetch([&](std::size_t done, std::size_t total) { progress.emplace_back(done, total); });
+        CHECK(progress == std::vector<std::pair<std::size_t, std::size_t>>{{12, 12}});
     }
     std::remove(path.c_str());
     CHECK_THROWS_WITH_AS(weft::MappedFile("no/such/file.gguf"), "cannot open 'no/such/file.gguf': No such file or directory",

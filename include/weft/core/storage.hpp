@@ -2,6 +2,7 @@
 // SIMD and cache lines) and MappedFile (a read-only memory map of a model file; zero-copy).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -132,6 +133,25 @@ public:
     std::size_t size() const { return size_; }
     std::span<const std::byte> bytes() const { return {data_, size_}; }
     const std::string& path() const { return path_; }
+
+    // Reads every page of the mapping into memory now instead of on first use, calling
+    // progress(bytes_done, bytes_total) after each chunk (for a progress bar). Does not copy.
+    template <class Progress>
+    void prefetch(Progress&& progress) const {
+        constexpr std::size_t chunk = std::size_t(64) << 20, page = 4096;
+#if defined(WEFT_HAVE_MMAP)
+        if (data_) ::madvise(const_cast<std::byte*>(data_), size_, MADV_WILLNEED);
+#endif
+        unsigned sum = 0;
+        for (std::size_t begin = 0; begin < size_; begin += chunk) {
+            const std::size_t end = std::min(size_, begin + chunk);
+            for (std::size_t i = begin; i < end; i += page) sum += static_cast<unsigned>(data_[i]);
+            progress(end, size_);
+        }
+        volatile unsigned sink = sum;
+        (void)sink;
+    }
+    void prefetch() const { prefetch([](std::size_t, std::size_t) {}); }
 
 private:
     void unmap() {
