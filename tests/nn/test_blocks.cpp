@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #include "../helpers.hpp"
@@ -100,6 +101,31 @@ TEST_CASE("Embedding gathers rows in f32 from any float table and rejects ids ou
     const std::int32_t bad[] = {11};
     Tensor<float> one(Shape{1, 7});
     CHECK_THROWS_WITH_AS(embed.forward(bad, one.view()), "Embedding: token id 11 is outside the vocabulary of 11", weft::Error);
+}
+
+TEST_CASE("Embedding dequantizes one row of a quantized table (Q8_0, Q4_K) exactly as dequantize_row does") {
+    for (weft::DType type : {weft::DType::q8_0, weft::DType::q4_k}) {
+        CAPTURE(type);
+        const Index vocab = 5, dim = 512, row_bytes = dim / Index(weft::block_size(type)) * Index(weft::block_bytes(type));
+        std::vector<std::uint8_t> bytes(static_cast<std::size_t>(vocab * row_bytes));
+        std::uint32_t state = 12345;
+        for (auto& b : bytes) b = static_cast<std::uint8_t>((state = state * 1664525u + 1013904223u) >> 24);
+        // Every block begins with its f16 scale(s): make them small and finite.
+        for (Index off = 0; off < vocab * row_bytes; off += Index(weft::block_bytes(type))) {
+            const std::uint16_t d = weft::float_to_f16_bits(0.01f + 0.001f * float(off % 7));
+            std::memcpy(&bytes[static_cast<std::size_t>(off)], &d, 2);
+            if (type == weft::DType::q4_k) std::memcpy(&bytes[static_cast<std::size_t>(off) + 2], &d, 2);
+        }
+        nn::Embedding embed(weft::Weight(type, bytes.data(), Shape{vocab, dim}, "token_embd"));
+        Tensor<float> out(Shape{2, dim});
+        const std::int32_t ids[] = {4, 1};
+        embed.forward(ids, out.view());
+        std::vector<float> expected(static_cast<std::size_t>(dim));
+        for (int i = 0; i < 2; ++i) {
+            weft::quant::dequantize_row(type, bytes.data() + ids[i] * row_bytes, expected.data(), dim);
+            for (Index j = 0; j < dim; ++j) REQUIRE(out(i, j) == expected[static_cast<std::size_t>(j)]);
+        }
+    }
 }
 
 TEST_CASE("RMSNorm and LayerNorm match the double reference on awkward widths") {

@@ -28,6 +28,15 @@ struct Weight {
 
     bool empty() const { return data == nullptr; }
 
+    // Bytes of one row (the last axis), for element and block-quantized dtypes alike.
+    std::size_t row_bytes() const {
+        const Index n = shape.rank() == 0 ? 1 : shape[shape.rank() - 1];
+        const auto values_per_block = static_cast<Index>(block_size(dtype));
+        if (n % values_per_block != 0)
+            fail("weight '", name, "': rows of ", n, " values are not a whole number of ", dtype, " blocks of ", values_per_block);
+        return static_cast<std::size_t>(n / values_per_block) * block_bytes(dtype);
+    }
+
     // The weight as a typed view; throws if it is stored in another dtype.
     template <class T>
     TensorView<const T> view() const {
@@ -42,6 +51,7 @@ struct Weight {
 };
 
 // Calls f(TensorView<const T>) with the weight viewed in its float dtype (f32, f16 or bf16).
+// Quantized weights have no element view: use quant::dequantize_row on their rows.
 template <class F>
 decltype(auto) visit_float_weight(const Weight& w, F&& f) {
     switch (w.dtype) {

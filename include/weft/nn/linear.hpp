@@ -12,6 +12,7 @@
 #include "weft/cpu/simd.hpp"
 #include "weft/expr/assign.hpp"
 #include "weft/core/weight.hpp"
+#include "weft/quant/dequantize.hpp"
 
 namespace weft::nn {
 
@@ -146,7 +147,15 @@ public:
         for (std::size_t t = 0; t < tokens.size(); ++t) {
             if (tokens[t] < 0 || tokens[t] >= vocab_size())
                 fail("Embedding: token id ", tokens[t], " is outside the vocabulary of ", vocab_size());
-            visit_float_weight(table_, [&](auto table) { out.select(0, static_cast<Index>(t)) = cast<float>(table.select(0, tokens[t])); });
+            if (is_quantized(table_.dtype)) {
+                // GGUF files often store the table quantized (Q4_K, Q6_K …): dequantize the one row.
+                if (!out.is_contiguous()) fail("Embedding: a quantized table needs a contiguous output");
+                const std::size_t row = table_.row_bytes();
+                quant::dequantize_row(table_.dtype, table_.data + static_cast<std::size_t>(tokens[t]) * row,
+                                      out.data() + static_cast<Index>(t) * dim(), dim());
+            } else {
+                visit_float_weight(table_, [&](auto table) { out.select(0, static_cast<Index>(t)) = cast<float>(table.select(0, tokens[t])); });
+            }
         }
     }
 
