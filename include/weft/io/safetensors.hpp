@@ -241,7 +241,10 @@ inline void File::parse_header(std::string_view header, std::uint64_t data_size)
     const json& root = parsed.value;
     if (!root.is_object()) fail_here("the header is a JSON ", root.type_name(), ", expected an object");
 
-    for (const auto& [name, entry] : root.items()) {
+    for (const auto& item : root.items()) {
+        // (not a structured binding: lambdas below capture the name, which clang < 16 refuses)
+        const std::string& name = item.key();
+        const auto& entry = item.value();
         if (name == "__metadata__") {
             // The reference reader takes null as "no metadata"; anything else must be string → string.
             if (entry.is_null()) continue;
