@@ -4,17 +4,24 @@
 //       → RMSNorm → lm_head → logits
 // Weights stay where the file put them (memory-mapped, in their stored dtype); memory is the
 // mapped file + the KV cache + a workspace that grows to its size during warm-up, then stays.
+// Loads Hugging Face directories (safetensors) and GGUF files (llama.cpp's format, quantized too).
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "weft/core/tensor.hpp"
 #include "weft/core/weight.hpp"
+#include "weft/io/gguf.hpp"
 #include "weft/io/hf_config.hpp"
 #include "weft/io/safetensors.hpp"
 #include "weft/nn/attention.hpp"
@@ -47,15 +54,40 @@ enum class Logits { all, last };
 
 class Llama {
 public:
-    // Loads a Hugging Face directory (config.json + model.safetensors or sharded safetensors).
+    // Loads a Hugging Face directory (config.json + model.safetensors or sharded safetensors), or a
+    // GGUF file (a path ending in .gguf, or any file that starts with the GGUF magic): from_gguf.
     // `context` is the KV cache capacity in tokens (0: the model's trained context, at most 4096).
     static Llama from_pretrained(const std::string& path, Index context = 0) {
         namespace fs = std::filesystem;
+        if (is_gguf(path)) return from_gguf(path, context);
         if (fs::is_directory(path) && !fs::exists(fs::path(path) / "config.json"))
             fail("Llama: '", path, "' has no config.json (expected a Hugging Face model directory)");
         const hf::LlamaConfig hc = hf::load_llama_config(path);
         auto checkpoint = std::make_shared<safetensors::Checkpoint>(path);
         return from_checkpoint(hc, checkpoint, context);
+    }
+
+    // Loads a GGUF file whose general.architecture is "llama": llama.* hyper-parameters, tensors
+    // token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up,
+    // ffn_down} (biases where present), output_norm, output (absent: tied to token_embd) and
+    // rope_freqs (Llama 3.1 scaling). GGUF Llama files pair RoPE dimensions (2i, 2i+1). Weights stay
+    // in the mapped file in their stored types, quantized ones included.
+    static Llama from_gguf(const std::string& path, Index context = 0, const gguf::Limits& limits = {}) {
+        auto file = std::make_shared<gguf::File>(path, limits);
+        return from_gguf_file(file, context);
+    }
+
+    // True if `path` names a GGUF file: it ends in .gguf (and is no directory), or it is a regular
+    // file starting with "GGUF".
+    static bool is_gguf(const std::string& path) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (fs::is_directory(path, ec)) return false;
+        if (path.ends_with(".gguf")) return true;
+        if (!fs::is_regular_file(path, ec)) return false;
+        std::ifstream in(path, std::ios::binary);
+        char magic[4] = {};
+        return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
     }
 
     // A model from blocks assembled elsewhere (a GGUF loader, or user code). `keep_alive` holds
@@ -183,7 +215,7 @@ private:
             w.expect_shape(shape);
             if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
                 fail("Llama: weight '", name, "' has dtype ", w.dtype, "; expected f32, f16 or bf16");
-            bytes += static_cast<std::uint64_t>(shape.numel()) * dtype_size(w.dtype);
+            bytes += nn::stored_bytes(w);
             return w;
         };
         auto optional_bias = [&](const std::string& name, Index n) {
@@ -219,6 +251,146 @@ private:
         }
         Llama model(c, std::move(embedding), std::move(layers), std::move(final_norm), std::move(lm_head), context, ckpt);
         // Decoding reads one embedding row, not the table.
+        model.weight_bytes_ = bytes - embedding_bytes + embedding_bytes / static_cast<std::uint64_t>(c.vocab_size);
+        return model;
+    }
+
+    static Llama from_gguf_file(std::shared_ptr<gguf::File> file, Index context) {
+        const gguf::File& f = *file;
+        auto bad = [&](const auto&... parts) { fail("Llama: ", f.path(), ": ", parts...); };
+        const gguf::Value* arch = f.find("general.architecture");
+        if (!arch) bad("no general.architecture (expected \"llama\")");
+        if (arch->as<std::string_view>() != "llama")
+            bad("general.architecture is \"", arch->as<std::string_view>(), "\"; Llama::from_gguf reads \"llama\"");
+        // llama.* sizes: positive integers of any stored integer type (llama.cpp writes u32).
+        auto count = [&](const std::string& key) {
+            const auto v = f.get<Index>("llama." + key);
+            if (v <= 0) bad("llama.", key, " is ", v, ", expected a positive count");
+            return v;
+        };
+        auto count_or = [&](const std::string& key, Index fallback) { return f.has("llama." + key) ? count(key) : fallback; };
+
+        LlamaConfig c;
+        c.dim = count("embedding_length");
+        c.n_layers = count("block_count");
+        c.ffn_dim = count("feed_forward_length");
+        c.n_heads = count("attention.head_count");
+        c.n_kv_heads = count_or("attention.head_count_kv", c.n_heads);
+        if (c.n_heads % c.n_kv_heads != 0)
+            bad("llama.attention.head_count ", c.n_heads, " is not a multiple of llama.attention.head_count_kv ", c.n_kv_heads);
+        if (!f.has("llama.attention.key_length") && c.dim % c.n_heads != 0)
+            bad("llama.embedding_length ", c.dim, " is not a multiple of llama.attention.head_count ", c.n_heads,
+                " and llama.attention.key_length is absent");
+        c.head_dim = count_or("attention.key_length", c.dim / c.n_heads);
+        if (count_or("attention.value_length", c.head_dim) != c.head_dim)
+            bad("llama.attention.value_length ", count("attention.value_length"), " differs from key_length ", c.head_dim,
+                "; weft's attention uses one head size");
+        c.max_positions = count_or("context_length", 0);
+        const double eps = f.get<double>("llama.attention.layer_norm_rms_epsilon");
+        if (!(eps > 0) || !std::isfinite(eps)) bad("llama.attention.layer_norm_rms_epsilon is ", eps, ", expected a positive number");
+        c.norm_eps = static_cast<float>(eps);
+
+        c.rope.head_dim = static_cast<int>(c.head_dim);
+        c.rope.rotary_dim = static_cast<int>(count_or("rope.dimension_count", c.head_dim));
+        c.rope.theta = f.get_or<double>("llama.rope.freq_base", 10000.0);
+        c.rope.pairing = nn::RopePairing::interleaved;  // GGUF Llama files: converters permuted Q and K
+        const std::string scaling = f.get_or<std::string>("llama.rope.scaling.type", "none");
+        double linear = f.get_or<double>("llama.rope.scaling.factor", 0.0);
+        if (scaling == "linear" || (scaling == "none" && f.has("llama.rope.scale_linear"))) {
+            if (scaling == "none") linear = f.get<double>("llama.rope.scale_linear");  // the older key
+            if (!(linear > 0) || !std::isfinite(linear)) bad("linear RoPE scaling factor is ", linear, ", expected a positive number");
+            c.rope.scaling.kind = nn::RopeScaling::Kind::linear;
+            c.rope.scaling.factor = linear;
+        } else if (scaling != "none") {
+            bad("llama.rope.scaling.type \"", scaling, "\" is not supported (weft reads none and linear, and rope_freqs)");
+        }
+
+        // Special tokens: bos, and every id that ends a turn (eos, eot, eom). Some writers store -1
+        // or 0xFFFFFFFF for "none"; such ids are skipped.
+        auto token = [&](const char* key) -> std::optional<std::int32_t> {
+            const gguf::Value* v = f.find(key);
+            if (!v) return std::nullopt;
+            const auto id = v->as<std::int64_t>();
+            if (id < 0 || id > std::numeric_limits<std::int32_t>::max()) return std::nullopt;
+            return static_cast<std::int32_t>(id);
+        };
+        if (const auto id = token("tokenizer.ggml.bos_token_id")) c.bos_ids.push_back(*id);
+        for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
+            if (const auto id = token(key); id && std::find(c.eos_ids.begin(), c.eos_ids.end(), *id) == c.eos_ids.end())
+                c.eos_ids.push_back(*id);
+
+        std::uint64_t bytes = 0;
+        auto weight = [&](const std::string& name, const Shape& shape) {
+            if (!f.has_tensor(name)) bad("no tensor '", name, "'");
+            Weight w = f.weight(name);
+            if (!(w.shape == shape)) bad("tensor '", name, "' has shape ", w.shape, ", expected ", shape);
+            bytes += nn::stored_bytes(w);
+            return w;
+        };
+        // Norm weights and biases are read as floats (f32, f16 or bf16).
+        auto float_weight = [&](const std::string& name, const Shape& shape) {
+            Weight w = weight(name, shape);
+            if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
+                bad("tensor '", name, "' is ", w.dtype, "; expected f32, f16 or bf16");
+            return w;
+        };
+        auto bias = [&](const std::string& name, Index n) { return f.has_tensor(name) ? float_weight(name, Shape{n}) : Weight{}; };
+
+        if (!f.has_tensor("token_embd.weight")) bad("no tensor 'token_embd.weight'");
+        const Shape embd = f.find_tensor("token_embd.weight")->shape;
+        if (embd.rank() != 2 || embd[1] != c.dim)
+            bad("token_embd.weight has shape ", embd, ", expected [vocab, ", c.dim, "]");
+        c.vocab_size = embd[0];
+        if (f.has("llama.vocab_size") && count("vocab_size") != c.vocab_size)
+            bad("llama.vocab_size is ", count("vocab_size"), " but token_embd.weight has ", c.vocab_size, " rows");
+        if (const gguf::Value* tokens = f.find("tokenizer.ggml.tokens"); tokens && tokens->is_array() &&
+                                                                        tokens->size() != static_cast<std::uint64_t>(c.vocab_size))
+            bad("tokenizer.ggml.tokens has ", tokens->size(), " tokens but token_embd.weight has ", c.vocab_size, " rows");
+
+        const Index D = c.dim, H = c.n_heads, KV = c.n_kv_heads, HD = c.head_dim, F = c.ffn_dim;
+        nn::Embedding embedding(weight("token_embd.weight", Shape{c.vocab_size, D}));
+        const std::uint64_t embedding_bytes = bytes;
+        std::vector<LlamaLayer> layers;
+        nn::AttentionConfig ac{H, KV, HD, true, nn::RopePairing::interleaved, 0};
+        for (Index l = 0; l < c.n_layers; ++l) {
+            const std::string p = "blk." + std::to_string(l) + ".";
+            LlamaLayer layer;
+            layer.attn_norm = nn::RMSNorm(float_weight(p + "attn_norm.weight", Shape{D}), c.norm_eps);
+            layer.attention = nn::Attention(ac, nn::Linear(weight(p + "attn_q.weight", Shape{H * HD, D}), bias(p + "attn_q.bias", H * HD)),
+                                            nn::Linear(weight(p + "attn_k.weight", Shape{KV * HD, D}), bias(p + "attn_k.bias", KV * HD)),
+                                            nn::Linear(weight(p + "attn_v.weight", Shape{KV * HD, D}), bias(p + "attn_v.bias", KV * HD)),
+                                            nn::Linear(weight(p + "attn_output.weight", Shape{D, H * HD}), bias(p + "attn_output.bias", D)));
+            layer.ffn_norm = nn::RMSNorm(float_weight(p + "ffn_norm.weight", Shape{D}), c.norm_eps);
+            layer.mlp = nn::SwiGLU(nn::Linear(weight(p + "ffn_gate.weight", Shape{F, D}), bias(p + "ffn_gate.bias", F)),
+                                   nn::Linear(weight(p + "ffn_up.weight", Shape{F, D}), bias(p + "ffn_up.bias", F)),
+                                   nn::Linear(weight(p + "ffn_down.weight", Shape{D, F}), bias(p + "ffn_down.bias", D)));
+            layers.push_back(std::move(layer));
+        }
+        nn::RMSNorm final_norm(float_weight("output_norm.weight", Shape{D}), c.norm_eps);
+        // GGUF files of tied models have no output.weight.
+        nn::Linear lm_head;
+        c.tied_embeddings = !f.has_tensor("output.weight");
+        if (c.tied_embeddings) {
+            lm_head = nn::Linear(embedding.table());
+            bytes += embedding_bytes;
+        } else {
+            lm_head = nn::Linear(weight("output.weight", Shape{c.vocab_size, D}));
+        }
+        // Llama 3.1 scaling comes precomputed: inv_freq[j] / rope_freqs[j].
+        std::vector<float> factors;
+        if (f.has_tensor("rope_freqs.weight")) {
+            const Weight r = f.weight("rope_freqs.weight");  // read once here, so not counted in bytes
+            if (!(r.shape == Shape{c.rope.rotary_dim / 2}) || (r.dtype != DType::f32 && r.dtype != DType::f16 && r.dtype != DType::bf16))
+                bad("rope_freqs.weight is ", r.dtype, " ", r.shape, ", expected f32 [", c.rope.rotary_dim / 2, "]");
+            visit_float_weight(r, [&](auto v) {
+                for (Index j = 0; j < v.numel(); ++j) factors.push_back(convert<float>(v.data()[j]));
+            });
+            for (std::size_t j = 0; j < factors.size(); ++j)
+                if (!(factors[j] > 0) || !std::isfinite(factors[j]))
+                    bad("rope_freqs.weight[", j, "] is ", factors[j], ", expected a positive factor");
+        }
+        Llama model(c, std::move(embedding), std::move(layers), std::move(final_norm), std::move(lm_head), context, std::move(file));
+        if (!factors.empty()) model.rope_.divide_frequencies(factors);
         model.weight_bytes_ = bytes - embedding_bytes + embedding_bytes / static_cast<std::uint64_t>(c.vocab_size);
         return model;
     }

@@ -1,11 +1,13 @@
 // weft/nn/attention.hpp — multi-head attention with grouped KV heads (MHA, GQA, MQA), rotary
-// positions, a fixed-capacity KvCache, and causal or chunked-local masking. Prefill of many
+// positions (or none: NoPE), a KvCache (every position, or only the current chunk), causal or
+// chunked-local masking, and Llama 4's QK-norm and attention temperature tuning. Prefill of many
 // tokens and decode of one go through the same code. Scores are never stored as a [T, T]
 // matrix: each query walks its keys in tiles with an online (running max) softmax.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <span>
 
@@ -19,14 +21,28 @@
 
 namespace weft::nn {
 
-// Keys and values of one layer for positions [0, capacity): [capacity, kv_heads, head_dim] each.
+// Keys and values of one layer: [capacity, kv_heads, head_dim] each. A plain cache holds
+// positions [0, capacity), position p in row p. A chunk cache (KvCache::one_chunk(C, ...)) serves
+// chunked-local attention, where no query sees keys of an earlier chunk: it holds only the chunk
+// of C positions being filled, position p in row p % C, so its memory does not grow with the
+// context (rows of the previous chunk are overwritten as the next one starts).
 class KvCache {
 public:
     KvCache() = default;
     KvCache(Index capacity, Index kv_heads, Index head_dim)
         : keys_(Tensor<float>::uninitialized(Shape{capacity, kv_heads, head_dim})),
           values_(Tensor<float>::uninitialized(Shape{capacity, kv_heads, head_dim})) {}
+    static KvCache one_chunk(Index chunk_size, Index kv_heads, Index head_dim) {
+        if (chunk_size <= 0) fail("KvCache: a chunk cache needs a positive chunk size, got ", chunk_size);
+        KvCache c(chunk_size, kv_heads, head_dim);
+        c.chunk_ = chunk_size;
+        return c;
+    }
     Index capacity() const { return keys_.shape()[0]; }
+    // 0 for a plain cache; C for a chunk cache of C rows.
+    Index chunk() const { return chunk_; }
+    // The row that holds position p.
+    Index row(Index p) const { return chunk_ > 0 ? p % chunk_ : p; }
     TensorView<float> keys() { return keys_.view(); }
     TensorView<float> values() { return values_.view(); }
     TensorView<const float> keys() const { return keys_.view(); }
@@ -34,6 +50,7 @@ public:
 
 private:
     Tensor<float> keys_, values_;
+    Index chunk_ = 0;
 };
 
 struct AttentionConfig {
@@ -43,11 +60,46 @@ struct AttentionConfig {
     bool use_rope = true;
     RopePairing rope_pairing = RopePairing::half_split;
     Index chunk_size = 0;  // > 0: key j is visible to query i iff j <= i and j / C == i / C
+    // Llama 4 (Hugging Face Llama4TextL2Norm, applied after RoPE): each head of q and k becomes
+    // x · rsqrt(mean(x²) + eps), no weight.
+    bool qk_norm = false;
+    float qk_norm_eps = 1e-6f;
+    // Llama 4 attention temperature tuning (on its NoPE layers): the query at position p is
+    // scaled by 1 + temperature_scale · ln(1 + ⌊(p + 1) / temperature_floor⌋), after RoPE and
+    // QK-norm, before the scores. Off while temperature_floor is 0.
+    float temperature_scale = 0;
+    Index temperature_floor = 0;
 };
 
+// The query scale of temperature tuning at position p (1 when it is off), p the absolute position
+// (Hugging Face: cache_position). Hugging Face evaluates it in f32; here ⌊(p + 1) / floor⌋ is
+// integer division (exact also past 2^24, where f32 positions are not) and the rest runs in
+// double, rounded once to f32 (within an ulp of Hugging Face's value).
+inline float temperature_factor(const AttentionConfig& c, Index p) {
+    if (c.temperature_floor <= 0) return 1.0f;
+    return static_cast<float>(1.0 + static_cast<double>(c.temperature_scale) * std::log1p(static_cast<double>((p + 1) / c.temperature_floor)));
+}
+
+// Each row x [head_dim] of v [tokens, heads, head_dim] becomes x · 1/sqrt(mean(x²) + eps).
+inline void qk_rms_norm(TensorView<float> v, float eps) {
+    const Index T = v.shape()[0], H = v.shape()[1], D = v.shape()[2];
+    for (Index t = 0; t < T; ++t)
+        for (Index h = 0; h < H; ++h) {
+            float* x = v.data() + t * v.strides()[0] + h * v.strides()[1];
+            const float inv = 1.0f / std::sqrt(cpu::dot(x, x, D) / static_cast<float>(D) + eps);
+            for (Index d = 0; d < D; ++d) x[d] *= inv;
+        }
+}
+
+// Bytes a weight occupies in its stored dtype (block-quantized types included).
+inline std::uint64_t stored_bytes(const Weight& w) {
+    if (w.empty()) return 0;
+    return static_cast<std::uint64_t>(w.shape.numel()) / block_size(w.dtype) * block_bytes(w.dtype);
+}
 
 // out [T, heads·head_dim]: softmax(q·kᵀ·scale)·v for queries at positions start..start+T-1 over
-// the keys in `cache` (which must already hold positions up to start+T-1).
+// the keys in `cache` (which must already hold positions up to start+T-1). A chunk cache needs
+// config.chunk_size equal to its chunk and all T queries inside one chunk.
 //   q: [T, heads, head_dim]   cache: [capacity, kv_heads, head_dim]
 inline void attend(TensorView<const float> q, const KvCache& cache, Index start, const AttentionConfig& config, float scale,
                    TensorView<float> out) {
@@ -59,8 +111,16 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
         fail("attend: output of shape ", out.shape(), ", expected [", T, ", ", H * D, "] with contiguous rows");
     if (!(cache.keys().shape() == Shape{cache.capacity(), config.n_kv_heads, D}))
         fail("attend: KV cache of shape ", cache.keys().shape(), " for ", config.n_kv_heads, " kv heads of dim ", D);
-    if (start < 0 || start + T > cache.capacity())
-        fail("attend: positions ", start, "..", start + T - 1, " exceed the KV cache capacity of ", cache.capacity());
+    if (cache.chunk() == 0) {
+        if (start < 0 || start + T > cache.capacity())
+            fail("attend: positions ", start, "..", start + T - 1, " exceed the KV cache capacity of ", cache.capacity());
+    } else {
+        if (config.chunk_size != cache.chunk())
+            fail("attend: a chunk cache of ", cache.chunk(), " positions for attention with chunk size ", config.chunk_size);
+        if (start < 0 || (T > 0 && start / cache.chunk() != (start + T - 1) / cache.chunk()))
+            fail("attend: positions ", start, "..", start + T - 1, " span chunks of ", cache.chunk(),
+                 " positions, but a chunk cache holds one chunk (attend once per chunk)");
+    }
     constexpr Index tile = 64;
     parallel_for(T * H, 1, [&](Index begin, Index end) {
         float scores[tile];
@@ -68,6 +128,8 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
             const Index t = th / H, h = th % H, kv = h / group;
             const Index pos = start + t;
             const Index first = config.chunk_size > 0 ? pos / config.chunk_size * config.chunk_size : 0;
+            // Key j sits in row j − base: base 0 in a plain cache, the chunk's start in a chunk cache.
+            const Index base = cache.chunk() > 0 ? first : 0;
             const float* qv = q.data() + t * q.strides()[0] + h * q.strides()[1];
             float* acc = out.data() + t * out.strides()[0] + h * D;
             std::fill_n(acc, D, 0.0f);
@@ -76,7 +138,7 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
                 const Index n = std::min(tile, pos + 1 - j0);
                 float tile_max = -std::numeric_limits<float>::infinity();
                 for (Index j = 0; j < n; ++j) {
-                    const float* kj = cache.keys().data() + ((j0 + j) * config.n_kv_heads + kv) * D;
+                    const float* kj = cache.keys().data() + ((j0 + j - base) * config.n_kv_heads + kv) * D;
                     scores[j] = cpu::dot(qv, kj, D) * scale;
                     tile_max = std::max(tile_max, scores[j]);
                 }
@@ -94,7 +156,7 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
                 for (Index j = 0; j < n; ++j) {
                     const float p = scores[j];
                     running_sum += p;
-                    const float* vj = cache.values().data() + ((j0 + j) * config.n_kv_heads + kv) * D;
+                    const float* vj = cache.values().data() + ((j0 + j - base) * config.n_kv_heads + kv) * D;
                     cpu::scale_add(acc, factor, p, vj, D);
                     factor = 1.0f;
                 }
@@ -139,24 +201,47 @@ public:
     void forward(TensorView<const float> x, Index start, const RopeAngles& angles, KvCache& cache, AttentionScratch& s,
                  TensorView<float> out) const {
         const Index T = x.shape()[0], H = config_.n_heads, KV = config_.n_kv_heads, D = config_.head_dim;
-        if (start < 0 || start + T > cache.capacity())
+        if (cache.chunk() == 0 && (start < 0 || start + T > cache.capacity()))
             fail("Attention: positions ", start, "..", start + T - 1, " exceed the KV cache capacity of ", cache.capacity());
+        if (cache.chunk() != 0 && (start < 0 || cache.chunk() != config_.chunk_size))
+            fail("Attention: a chunk cache of ", cache.chunk(), " positions for chunk size ", config_.chunk_size, " at position ", start);
         s.reserve(T, config_);
         auto q = s.q.view().slice(0, 0, T);
         auto k = s.k.view().slice(0, 0, T);
         auto v = s.v.view().slice(0, 0, T);
         Linear::forward_group<3>(x, {&wq_, &wk_, &wv_}, {q, k, v});
-        auto q3 = q.reshape({T, H, D});
-        auto k3 = k.reshape({T, KV, D});
+        auto q3 = q.reshape({T, H, D});  // [T, H, D]
+        auto k3 = k.reshape({T, KV, D});  // [T, KV, D]
+        auto v3 = v.reshape({T, KV, D});  // [T, KV, D]
         if (config_.use_rope) {
             rope_apply(q3, angles, config_.rope_pairing);
             rope_apply(k3, angles, config_.rope_pairing);
         }
-        cache.keys().slice(0, start, start + T) = k3;
-        cache.values().slice(0, start, start + T) = v.reshape({T, KV, D});
+        // Hugging Face Llama 4 order: RoPE, then QK-norm, then the temperature of the queries.
+        if (config_.qk_norm) {
+            qk_rms_norm(q3, config_.qk_norm_eps);
+            qk_rms_norm(k3, config_.qk_norm_eps);
+        }
+        if (config_.temperature_floor > 0)
+            for (Index t = 0; t < T; ++t) q3.select(0, t) = q3.select(0, t) * temperature_factor(config_, start + t);
         auto attn = s.attn.view().slice(0, 0, T);
-        attend(q3, cache, start, config_, scale_, attn);
+        // A plain cache takes all T rows, then one attend. A chunk cache holds one chunk: the
+        // tokens go in per chunk, each run attending before the next chunk overwrites its rows.
+        for (Index t0 = 0; t0 < T;) {
+            const Index p0 = start + t0;
+            const Index t1 = cache.chunk() == 0 ? T : std::min(T, t0 + cache.chunk() - p0 % cache.chunk());
+            cache.keys().slice(0, cache.row(p0), cache.row(p0) + t1 - t0) = k3.slice(0, t0, t1);
+            cache.values().slice(0, cache.row(p0), cache.row(p0) + t1 - t0) = v3.slice(0, t0, t1);
+            attend(q3.slice(0, t0, t1), cache, p0, config_, scale_, attn.slice(0, t0, t1));
+            t0 = t1;
+        }
         wo_.forward(attn, out);
+    }
+
+    // Bytes of the four projection matrices in their stored dtypes, read once per token (biases,
+    // when there are any, add a few kB that are not counted).
+    std::uint64_t weight_bytes() const {
+        return stored_bytes(wq_.weight()) + stored_bytes(wk_.weight()) + stored_bytes(wv_.weight()) + stored_bytes(wo_.weight());
     }
 
 private:
@@ -175,6 +260,10 @@ public:
             fail("SwiGLU: gate ", gate_.weight().shape, ", up ", up_.weight().shape, " and down ", down_.weight().shape, " do not fit together");
     }
     Index hidden() const { return gate_.out_features(); }
+    bool empty() const { return gate_.weight().empty(); }
+    std::uint64_t weight_bytes() const {
+        return stored_bytes(gate_.weight()) + stored_bytes(up_.weight()) + stored_bytes(down_.weight());
+    }
 
     // x: [T, dim] -> out: [T, dim]; gate_buf and up_buf: at least [T, hidden].
     void forward(TensorView<const float> x, Tensor<float>& gate_buf, Tensor<float>& up_buf, TensorView<float> out) const {
