@@ -18,13 +18,26 @@
 #include "weft/expr/nodes.hpp"
 #include "weft/expr/reduce.hpp"
 
+#include "weft/quant/blocks.hpp"
+#include "weft/quant/dequantize.hpp"
+#include "weft/quant/quantize.hpp"
+
+#include "weft/io/gguf.hpp"
+#include "weft/io/gguf_convert.hpp"
+#include "weft/io/gguf_quantize.hpp"
 #include "weft/io/hf_config.hpp"
+#include "weft/io/hf_config_llama4.hpp"
 #include "weft/io/npy.hpp"
 #include "weft/io/safetensors.hpp"
 
 #include "weft/nn/attention.hpp"
 #include "weft/nn/linear.hpp"
+#include "weft/nn/moe.hpp"
 #include "weft/nn/norm.hpp"
 #include "weft/nn/rope.hpp"
 
+#include "weft/text/load.hpp"
+#include "weft/text/tokenizer.hpp"
+
 #include "weft/models/llama.hpp"
+#include "weft/models/llama4.hpp"

@@ -1,5 +1,6 @@
 // weft/nn/linear.hpp — Linear (y = x·Wᵀ + b, W stored [out, in] in its file dtype) and Embedding
-// (row gather). Activations are f32; weights are read in place as f32, f16 or bf16.
+// (row gather). Activations are f32; weights are read in place as f32, f16, bf16 or GGUF blocks
+// (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: integer kernels on 8-bit activations, cpu/quant_matmul.hpp).
 #pragma once
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include "weft/core/threading.hpp"
 #include "weft/cpu/gemm.hpp"
 #include "weft/cpu/gemv.hpp"
+#include "weft/cpu/quant_matmul.hpp"
 #include "weft/cpu/simd.hpp"
 #include "weft/expr/assign.hpp"
 #include "weft/core/weight.hpp"
@@ -49,13 +51,15 @@ void matmul_nt_widened(Index M, Index N, Index K, const float* x, Index ldx, con
 
 }  // namespace detail
 
-// y [..., out] = x [..., in] · Wᵀ (+ bias). W: [out, in] in f32, f16 or bf16; bias: [out].
+// y [..., out] = x [..., in] · Wᵀ (+ bias). W: [out, in] in f32, f16, bf16 or a quantized dtype;
+// bias: [out] in f32, f16 or bf16.
 class Linear {
 public:
     Linear() = default;
     explicit Linear(Weight weight, Weight bias = {}) : weight_(std::move(weight)), bias_(std::move(bias)) {
         if (weight_.shape.rank() != 2) fail("Linear: weight '", weight_.name, "' has shape ", weight_.shape, ", expected [out, in]");
         if (!bias_.empty()) bias_.expect_shape(Shape{out_features()});
+        if (is_quantized(weight_.dtype)) (void)weight_.row_bytes();  // throws unless rows are whole blocks
     }
 
     Index in_features() const { return weight_.shape[1]; }
@@ -72,7 +76,9 @@ public:
                 break;
             case DType::f16: multiply(M, N, K, x.data(), ldx, reinterpret_cast<const f16*>(weight_.data), out.data()); break;
             case DType::bf16: multiply(M, N, K, x.data(), ldx, reinterpret_cast<const bf16*>(weight_.data), out.data()); break;
-            default: fail("Linear '", weight_.name, "': weights of dtype ", weight_.dtype, " are not supported");
+            default:
+                if (!is_quantized(weight_.dtype)) fail("Linear '", weight_.name, "': weights of dtype ", weight_.dtype, " are not supported");
+                cpu::quant_matmul_nt(weight_.dtype, M, N, K, x.data(), ldx, weight_.data, out.data(), N);
         }
         add_bias(out);
     }
@@ -84,6 +90,17 @@ public:
     static void forward_group(TensorView<const float> x, const std::array<const Linear*, P>& layers,
                               const std::array<TensorView<float>, P>& outs) {
         for (std::size_t i = 0; i < P; ++i) layers[i]->check(x, outs[i]);
+        bool quantized = true;
+        for (const Linear* l : layers) quantized = quantized && is_quantized(l->weight_.dtype);
+        if (quantized) {  // one activation quantization and one parallel region, decode or prefill
+            std::array<cpu::QuantPart, P> parts;
+            for (std::size_t i = 0; i < P; ++i)
+                parts[i] = {layers[i]->weight_.dtype, layers[i]->weight_.data, layers[i]->out_features(), outs[i].data(),
+                            layers[i]->out_features()};
+            cpu::quant_matmul_nt_group<P>(x.shape()[0], x.shape()[1], x.data(), x.strides()[0], parts);
+            for (std::size_t i = 0; i < P; ++i) layers[i]->add_bias(outs[i]);
+            return;
+        }
         const DType dtype = layers[0]->weight_.dtype;
         bool grouped = x.shape()[0] <= gemv_max_rows && (dtype == DType::f16 || dtype == DType::bf16);
         for (const Linear* l : layers) grouped = grouped && l->weight_.dtype == dtype;

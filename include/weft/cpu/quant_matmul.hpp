@@ -1,0 +1,1419 @@
+// weft/cpu/quant_matmul.hpp — out [M, N] = x [M, K] · Wᵀ for weights W [N, K] stored as GGUF blocks
+// (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and read in place: a streaming GEMV for decoding (M ≤ 8) and a
+// cache-blocked GEMM for prefill, both on 8-bit activations (quant/activation.hpp) with integer
+// dot products (AVX-512 VNNI (+ AMX-INT8 tiles), AVX2, portable scalar) and one fixed float order
+// per output.
+//
+// How: weight rows are taken 16 at a time (8 on AVX2), one vector lane per row. A decoder turns
+// each 16-byte column of their blocks into "steps" (lane r = 4 consecutive codes of row r, via a
+// 4 x 4 transpose in registers), so one vpdpbusd against 4 activation bytes advances 16 outputs
+// and the block scales apply lane-wise, without horizontal sums.
+//   GEMV, M ≤ 4: decoder and dot products fused, nothing written (Sink); one group ahead is
+//     prefetched to L2 (16 interleaved rows defeat the hardware prefetchers).
+//   GEMV, M > 4, and GEMM: decode a panel (2 groups × a slice of K) to L1/L2 once, then run it
+//     past every activation row: tiles of MR rows × 32 outputs (VNNI), or on AMX machines
+//     16 × 16 tiles of exact sub-block sums from tdpbssd, finished by the same float steps.
+//   Threads split the output rows in fixed runs of whole groups / panels (parallel_for).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "weft/core/dtype.hpp"
+#include "weft/core/error.hpp"
+#include "weft/core/shape.hpp"
+#include "weft/core/threading.hpp"
+#include "weft/cpu/gemm.hpp"
+#include "weft/quant/activation.hpp"
+#include "weft/quant/blocks.hpp"
+
+// ---- ISA selection ---------------------------------------------------------------------------
+// AVX-512 needs VNNI (vpdpbusd) and BW/VL; AVX2 needs FMA and F16C (AVX-VNNI is used when there);
+// anything else (NEON included) runs the portable scalar code.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define WEFT_QMM_AVX512 1
+#include <immintrin.h>
+// AMX-INT8 tiles for the GEMM's integer part, where the build targets them (-march=sapphirerapids
+// or native there) and Linux grants the process the tile state (checked once at run time).
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__) && defined(__linux__) && defined(__x86_64__)
+#define WEFT_QMM_AMX 1
+#include <atomic>
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define WEFT_QMM_AVX2 1
+#include <immintrin.h>
+#else
+#define WEFT_QMM_SCALAR 1
+#endif
+// Code built for each ISA lives in its own inline namespace, so translation units compiled with
+// different flags do not share (ODR-merge) inline functions whose bodies differ.
+#if defined(WEFT_QMM_AVX512)
+#define WEFT_QMM_ISA isa_avx512vnni
+#elif defined(WEFT_QMM_AVX2)
+#define WEFT_QMM_ISA isa_avx2
+#else
+#define WEFT_QMM_ISA isa_scalar
+#endif
+
+namespace weft::cpu {
+
+// ============================================================================================
+// What is computed (every path, every ISA, every thread count gives these bits)
+// ============================================================================================
+// x is quantized per block (QuantizedActivations: 32 values for Q8_0/Q4_0, 256 for K-quants):
+// x ≈ dx·qx. Each weight block holds integer codes w (Q8_0: the int8; Q4_0: nibble − 8; Q4_K:
+// nibble; Q5_K: 5-bit value; Q6_K: 6-bit value − 32) and float scales. Integer sums are exact;
+// the floats run in this order, each step rounded once (fma = fused multiply-add):
+//
+//   Q8_0, Q4_0 (block b of 32, weight scale d):
+//     acc = 0;  for b: acc = fma(d_b · dx_b, float(Σ_i w_i · qx_i), acc)
+//   Q4_K, Q5_K, Q6_K (super-block b of 256 with sub-blocks j of 32 (Q4_K, Q5_K) or 16 (Q6_K)):
+//     acc = 0;  for b: t = 0
+//                      for j: t = fma(d · sc_j, float(Σ_{i in j} w_i · qx_i), t)     (d · sc_j is exact)
+//                      Q4_K/Q5_K: t = fma(−dmin, float(Σ_j m_j · Σ_{i in j} qx_i), t)
+//                      acc = fma(dx_b, t, acc)
+//   out[m, n] = acc
+//
+// So results do not depend on the thread count, the ISA, or on M: a row of x gives the same
+// output row through the GEMV (decode) and the GEMM (prefill) paths, and through
+// quant_matmul_nt_reference, the plain loops that define it.
+
+inline constexpr Index quant_gemv_max_rows = 8;  // batches up to this size stream W (decode)
+
+// One matrix of a group that shares x: out [M, n] (row stride ldo) = x · wᵀ, w: [n, K] blocks of
+// `type`. Parts may have different quantized types.
+struct QuantPart {
+    DType type;
+    const void* w;
+    Index n;
+    float* out;
+    Index ldo;
+};
+
+inline namespace WEFT_QMM_ISA {
+
+// out [M, N] = x [M, K] · w [N, K]ᵀ (x rows ldx apart, out rows ldo apart): the GEMV for
+// M ≤ quant_gemv_max_rows, else the GEMM. K must be a multiple of the type's block (32 or 256).
+// Throws weft::Error on a non-quantized type, bad sizes or strides, or null pointers with work.
+inline void quant_matmul_nt(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w, float* out,
+                            Index ldo);
+
+// outs_i = x · W_iᵀ for matrices reading the same x (q/k/v, gate/up): x is quantized once and all
+// rows run as one parallel region. Same bits as quant_matmul_nt on each part.
+template <std::size_t P>
+void quant_matmul_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts);
+
+// The two paths forced (any M; results are identical, only speed differs).
+inline void quant_gemv_nt(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w, float* out,
+                          Index ldo);
+inline void quant_gemm_nt(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w, float* out,
+                          Index ldo);
+template <std::size_t P>
+void quant_gemv_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts);
+template <std::size_t P>
+void quant_gemm_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts);
+
+// The definition above as plain single-threaded loops (slow; for tests and reading).
+inline void quant_matmul_nt_reference(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w,
+                                      float* out, Index ldo);
+
+}  // namespace WEFT_QMM_ISA
+
+// ============================================================================================
+// Implementation
+// ============================================================================================
+
+namespace detail::qmm {
+inline namespace WEFT_QMM_ISA {
+
+// ---- Weight formats ----------------------------------------------------------------------------
+// unit: one GGUF block (the kernels' step along K); sub: values sharing one float scale in the
+// kernels (a block for Q8_0/Q4_0, a sub-block for K-quants); act_block: the activation block.
+struct Format {
+    int unit_values, unit_bytes, sub;
+    bool k_quant, mins;
+};
+inline Format format_of(DType t) {
+    switch (t) {
+        case DType::q8_0: return {32, 34, 32, false, false};
+        case DType::q4_0: return {32, 18, 32, false, false};
+        case DType::q4_k: return {256, 144, 32, true, true};
+        case DType::q5_k: return {256, 176, 32, true, true};
+        case DType::q6_k: return {256, 210, 16, true, false};
+        default: fail("quantized matmul: ", t, " is not one of q8_0, q4_0, q4_k, q5_k, q6_k");
+    }
+}
+
+// ---- Scalar decoding (the reference, and the portable path) -----------------------------------
+
+// One unit's integer codes and scales. FormA (Q8_0, Q4_0): scale[0] = d. K-quants: scale[j] =
+// d · sc_j per sub-block, mins[j] and negdmin = −dmin for Q4_K/Q5_K.
+struct UnitCodes {
+    std::int8_t w[256];
+    float scale[16];
+    int mins[8];
+    float negdmin;
+};
+
+inline float f16f(const std::uint8_t* p) {
+    std::uint16_t h;
+    std::memcpy(&h, p, 2);
+    return f16_bits_to_float(h);
+}
+
+inline void decode_unit(DType t, const std::uint8_t* b, UnitCodes& c) {
+    switch (t) {
+        case DType::q8_0:
+            c.scale[0] = f16f(b);
+            std::memcpy(c.w, b + 2, 32);
+            break;
+        case DType::q4_0:
+            c.scale[0] = f16f(b);
+            for (int i = 0; i < 16; ++i) {
+                c.w[i] = static_cast<std::int8_t>((b[2 + i] & 0xF) - 8);
+                c.w[i + 16] = static_cast<std::int8_t>((b[2 + i] >> 4) - 8);
+            }
+            break;
+        case DType::q4_k:
+        case DType::q5_k: {
+            const float d = f16f(b), dmin = f16f(b + 2);
+            const std::uint8_t* sc = b + 4;
+            const bool five = t == DType::q5_k;
+            const std::uint8_t* qh = b + 16;
+            const std::uint8_t* qs = b + (five ? 48 : 16);
+            for (int j = 0; j < 8; ++j) {
+                std::uint8_t s, m;
+                quant::k_scale_min(j, sc, s, m);
+                c.scale[j] = d * static_cast<float>(s);
+                c.mins[j] = m;
+            }
+            c.negdmin = -dmin;
+            for (int r = 0; r < 4; ++r)
+                for (int l = 0; l < 32; ++l) {
+                    int lo = qs[32 * r + l] & 0xF, hi = qs[32 * r + l] >> 4;
+                    if (five) {
+                        lo |= ((qh[l] >> (2 * r)) & 1) << 4;
+                        hi |= ((qh[l] >> (2 * r + 1)) & 1) << 4;
+                    }
+                    c.w[64 * r + l] = static_cast<std::int8_t>(lo);
+                    c.w[64 * r + 32 + l] = static_cast<std::int8_t>(hi);
+                }
+            break;
+        }
+        case DType::q6_k: {
+            const float d = f16f(b + 208);
+            for (int j = 0; j < 16; ++j) c.scale[j] = d * static_cast<float>(static_cast<std::int8_t>(b[192 + j]));
+            for (int h = 0; h < 2; ++h) {
+                const std::uint8_t* ql = b + 64 * h;
+                const std::uint8_t* qh = b + 128 + 32 * h;
+                std::int8_t* w = c.w + 128 * h;
+                for (int l = 0; l < 32; ++l) {
+                    w[l] = static_cast<std::int8_t>(((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
+                    w[l + 32] = static_cast<std::int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                    w[l + 64] = static_cast<std::int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                    w[l + 96] = static_cast<std::int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+                }
+            }
+            break;
+        }
+        default: fail("quantized matmul: ", t, " is not one of q8_0, q4_0, q4_k, q5_k, q6_k");
+    }
+}
+
+// The definition for one weight row against activation rows [m0, m1): out[m * ldo] = row · x[m].
+// `codes` holds the row's decoded units (K / unit_values of them).
+inline void dot_rows_scalar(const Format& f, const UnitCodes* codes, const quant::QuantizedActivations& qa, Index m0,
+                            Index m1, Index K, float* out, Index ldo) {
+    const Index units = K / f.unit_values;
+    for (Index m = m0; m < m1; ++m) {
+        const std::int8_t* xq = qa.q(m);
+        const float* dx = qa.d(m);
+        float acc = 0.0f;
+        for (Index u = 0; u < units; ++u) {
+            const UnitCodes& c = codes[u];
+            const std::int8_t* xu = xq + u * f.unit_values;
+            if (!f.k_quant) {
+                std::int32_t s = 0;
+                for (int i = 0; i < 32; ++i) s += c.w[i] * xu[i];
+                acc = std::fma(c.scale[0] * dx[u], static_cast<float>(s), acc);
+                continue;
+            }
+            float t = 0.0f;
+            std::int32_t mins = 0;
+            for (int j = 0; j < 256 / f.sub; ++j) {
+                std::int32_t s = 0, xs = 0;
+                for (int i = j * f.sub; i < (j + 1) * f.sub; ++i) {
+                    s += c.w[i] * xu[i];
+                    xs += xu[i];
+                }
+                t = std::fma(c.scale[j], static_cast<float>(s), t);
+                if (f.mins) mins += c.mins[j] * xs;
+            }
+            if (f.mins) t = std::fma(c.negdmin, static_cast<float>(mins), t);
+            acc = std::fma(dx[u], t, acc);
+        }
+        out[(m - m0) * ldo] = acc;
+    }
+}
+
+// Rows [n0, n1) of one part, every activation row: decode a weight row, then dot it with each x.
+inline void part_rows_scalar(const QuantPart& p, const quant::QuantizedActivations& qa, Index K, Index n0, Index n1) {
+    const Format f = format_of(p.type);
+    const Index units = K / f.unit_values, row_bytes = units * f.unit_bytes;
+    thread_local std::vector<UnitCodes> codes;
+    codes.resize(static_cast<std::size_t>(units));
+    for (Index n = n0; n < n1; ++n) {
+        const auto* row = static_cast<const std::uint8_t*>(p.w) + n * row_bytes;
+        for (Index u = 0; u < units; ++u) decode_unit(p.type, row + u * f.unit_bytes, codes[static_cast<std::size_t>(u)]);
+        dot_rows_scalar(f, codes.data(), qa, 0, qa.rows(), K, p.out + n, p.ldo);
+    }
+}
+
+// ---- Checks and activation quantization shared by every path ----------------------------------
+
+inline void check_part(const char* op, const QuantPart& p, Index M, Index K) {
+    const Format f = format_of(p.type);
+    if (p.n < 0) fail(op, ": N = ", p.n, " is negative");
+    if (K % f.unit_values != 0) fail(op, ": K = ", K, " is not a multiple of the ", p.type, " block of ", f.unit_values);
+    if (M > 1 && p.ldo < p.n) fail(op, ": output row stride ", p.ldo, " is smaller than N = ", p.n);
+    if (M > 0 && p.n > 0 && (p.w == nullptr || p.out == nullptr)) fail(op, ": null weight or output pointer");
+}
+
+// The calling thread's quantized copies of x: one for 32-value blocks, one for 256.
+inline quant::QuantizedActivations& act_buffer(bool k_quant) {
+    thread_local quant::QuantizedActivations a32, a256;
+    return k_quant ? a256 : a32;
+}
+
+#if !defined(WEFT_QMM_SCALAR)
+// =============================================================================================
+// SIMD kernels. Layout: a "group" is G consecutive weight rows (16 on AVX-512, 8 on AVX2);
+// decoded, it is G lanes of 32 bits, each lane 4 consecutive values of its row ("step" s holds
+// values 4s .. 4s+3), so one vpdpbusd with 4 activation bytes broadcast advances G outputs. A
+// panel is NV groups side by side: q [steps][NV][G][4] (u8), scale [subs][NV][G] (f32),
+// mins [units][4][NV][G] (two int16 per lane), negdmin [units][NV][G].
+// =============================================================================================
+
+// p, hidden from the optimizer: GCC would otherwise give each of a group's 16 row addresses its
+// own induction variable, more than there are registers (the rest then move in through vector
+// registers, a port-0 uop per load); this keeps 4 row pointers plus fixed offsets.
+inline const std::uint8_t* opaque(const std::uint8_t* p) {
+#if defined(__GNUC__)
+    __asm__("" : "+r"(p));
+#endif
+    return p;
+}
+
+#if defined(WEFT_QMM_AVX512)
+struct Isa {
+    static constexpr int G = 16;
+    // Q8_0 weights enter the dot product as unsigned w + 128 (vpdpbusd is u8 × s8), and the
+    // activation side subtracts 128 · Σ qx.
+    static constexpr bool q8_unsigned = true;
+    using I = __m512i;
+    using F = __m512;
+    // Full-mask (maskz_) forms of some intrinsics: the plain ones trip GCC 12's -Wuninitialized
+    // through _mm512_undefined_*; both compile to the same instruction.
+    static constexpr __mmask8 all8 = 0xFF;
+    static constexpr __mmask16 all16 = 0xFFFF;
+    static constexpr __mmask32 all32 = 0xFFFFFFFFu;
+    static I loadi(const void* p) { return _mm512_loadu_si512(p); }
+    static void storei(void* p, I v) { _mm512_storeu_si512(p, v); }
+    static F loadf(const float* p) { return _mm512_loadu_ps(p); }
+    static void storef(float* p, F v) { _mm512_storeu_ps(p, v); }
+    static I zeroi() { return _mm512_setzero_si512(); }
+    static F zerof() { return _mm512_setzero_ps(); }
+    static I set8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+    static I set32(int v) { return _mm512_set1_epi32(v); }
+    static I bcast32(const void* p) {
+        std::int32_t v;
+        std::memcpy(&v, p, 4);
+        return _mm512_set1_epi32(v);
+    }
+    static F bcastf(const float* p) { return _mm512_set1_ps(*p); }
+    static I and_(I a, I b) { return _mm512_and_si512(a, b); }
+    static I or_(I a, I b) { return _mm512_or_si512(a, b); }
+    static I xor_(I a, I b) { return _mm512_xor_si512(a, b); }
+    static I sub8(I a, I b) { return _mm512_sub_epi8(a, b); }
+    static I add32(I a, I b) { return _mm512_add_epi32(a, b); }
+    template <int n> static I srli16(I v) { return _mm512_maskz_srli_epi16(all32, v, n); }
+    template <int n> static I slli16(I v) { return _mm512_maskz_slli_epi16(all32, v, n); }
+    template <int n> static I srli32(I v) { return _mm512_maskz_srli_epi32(all16, v, n); }
+    template <int n> static I slli32(I v) { return _mm512_maskz_slli_epi32(all16, v, n); }
+    template <int n> static I srai32(I v) { return _mm512_maskz_srai_epi32(all16, v, n); }
+    static F cvt(I v) { return _mm512_maskz_cvtepi32_ps(all16, v); }
+    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+    static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))); }
+    // acc + Σ of 4 products per lane, u unsigned and s signed bytes (exact)
+    static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+    // acc + Σ of 2 products per lane of int16 pairs (exact)
+    static I dot16(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
+    // The low 16 bits of each lane, as f16, widened.
+    static F f16_lo(I v) { return _mm512_maskz_cvtph_ps(all16, _mm512_maskz_cvtepi32_epi16(all16, v)); }
+    // Lane r: the 4 bytes at base + offs[r].
+    static I gather(const std::uint8_t* base, I offs) { return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), all16, offs, base, 1); }
+    static I offsets(Index stride) {
+        return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                  _mm512_set1_epi32(static_cast<std::int32_t>(stride)));
+    }
+    // t[j] lane r = bytes [off + 4j, off + 4j + 4) of row r: sixteen 16-byte loads, transposed as
+    // 4 x 4 words inside each 128-bit chunk (chunk c of load v holds row 4c + v).
+    static void load_t(const std::uint8_t* base, Index stride, std::size_t off, I t[4]) {
+        I q[4];
+        const Index s4 = 4 * stride;  // rows 4c + v at (base + v · stride) + c · s4
+        const std::uint8_t* p0 = opaque(base + off);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+            const std::uint8_t* p = p0 + v * stride;
+            I a = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+            a = _mm512_inserti32x4(a, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + s4)), 1);
+            a = _mm512_inserti32x4(a, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * s4)), 2);
+            a = _mm512_inserti32x4(a, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * s4)), 3);
+            q[v] = a;
+        }
+        const I a0 = _mm512_maskz_unpacklo_epi32(all16, q[0], q[1]), a1 = _mm512_maskz_unpackhi_epi32(all16, q[0], q[1]);
+        const I a2 = _mm512_maskz_unpacklo_epi32(all16, q[2], q[3]), a3 = _mm512_maskz_unpackhi_epi32(all16, q[2], q[3]);
+        t[0] = _mm512_maskz_unpacklo_epi64(all8, a0, a2);
+        t[1] = _mm512_maskz_unpackhi_epi64(all8, a0, a2);
+        t[2] = _mm512_maskz_unpacklo_epi64(all8, a1, a3);
+        t[3] = _mm512_maskz_unpackhi_epi64(all8, a1, a3);
+    }
+};
+// GEMM tile: MR activation rows × NV groups; GEMV: one group, MR up to 8.
+inline constexpr int kNV = 2, kMR_a = 6, kMR_b = 4, kMR_gemv = 8;
+#else
+struct Isa {
+    static constexpr int G = 8;
+#if defined(__AVXVNNI__)
+    static constexpr bool q8_unsigned = true;
+#else
+    // Without VNNI the u8 × s8 pair sums (vpmaddubsw) would saturate at 255 · 127 · 2: Q8_0 uses
+    // |w| × (x with w's sign) instead, and its activation side subtracts nothing.
+    static constexpr bool q8_unsigned = false;
+#endif
+    using I = __m256i;
+    using F = __m256;
+    static I loadi(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+    static void storei(void* p, I v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+    static F loadf(const float* p) { return _mm256_loadu_ps(p); }
+    static void storef(float* p, F v) { _mm256_storeu_ps(p, v); }
+    static I zeroi() { return _mm256_setzero_si256(); }
+    static F zerof() { return _mm256_setzero_ps(); }
+    static I set8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+    static I set32(int v) { return _mm256_set1_epi32(v); }
+    static I bcast32(const void* p) {
+        std::int32_t v;
+        std::memcpy(&v, p, 4);
+        return _mm256_set1_epi32(v);
+    }
+    static F bcastf(const float* p) { return _mm256_broadcast_ss(p); }
+    static I and_(I a, I b) { return _mm256_and_si256(a, b); }
+    static I or_(I a, I b) { return _mm256_or_si256(a, b); }
+    static I xor_(I a, I b) { return _mm256_xor_si256(a, b); }
+    static I sub8(I a, I b) { return _mm256_sub_epi8(a, b); }
+    static I add32(I a, I b) { return _mm256_add_epi32(a, b); }
+    template <int n> static I srli16(I v) { return _mm256_srli_epi16(v, n); }
+    template <int n> static I slli16(I v) { return _mm256_slli_epi16(v, n); }
+    template <int n> static I srli32(I v) { return _mm256_srli_epi32(v, n); }
+    template <int n> static I slli32(I v) { return _mm256_slli_epi32(v, n); }
+    template <int n> static I srai32(I v) { return _mm256_srai_epi32(v, n); }
+    static F cvt(I v) { return _mm256_cvtepi32_ps(v); }
+    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+    static F neg(F a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN))); }
+    static I dot(I acc, I u, I s) {
+#if defined(__AVXVNNI__)
+        return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+    }
+    // acc + Σ w·s for signed w given as |w| (wabs) and w: |w| × (s with w's sign) (exact, as
+    // |w| ≤ 128 and |s| ≤ 127 keep the pair sums inside int16).
+    static I dot_signed(I acc, I wabs, I w, I s) {
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(s, w)), _mm256_set1_epi16(1)));
+    }
+    static I abs8(I v) { return _mm256_abs_epi8(v); }
+    static I dot16(I acc, I a, I b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
+    static F f16_lo(I v) {
+        const I pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1,
+                                        -1, -1, -1, -1, -1, -1);
+        const I packed = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, pick), 0x08);  // qwords 0 and 2
+        return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+    }
+    static I gather(const std::uint8_t* base, I offs) { return _mm256_i32gather_epi32(reinterpret_cast<const int*>(base), offs, 1); }
+    static I offsets(Index stride) {
+        return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<std::int32_t>(stride)));
+    }
+    // As on AVX-512 with two 128-bit chunks per vector (chunk c of load v holds row 4c + v).
+    static void load_t(const std::uint8_t* base, Index stride, std::size_t off, I t[4]) {
+        I q[4];
+        const std::uint8_t* p0 = opaque(base + off);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+            const std::uint8_t* p = p0 + v * stride;
+            q[v] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4 * stride)), 1);
+        }
+        const I a0 = _mm256_unpacklo_epi32(q[0], q[1]), a1 = _mm256_unpackhi_epi32(q[0], q[1]);
+        const I a2 = _mm256_unpacklo_epi32(q[2], q[3]), a3 = _mm256_unpackhi_epi32(q[2], q[3]);
+        t[0] = _mm256_unpacklo_epi64(a0, a2);
+        t[1] = _mm256_unpackhi_epi64(a0, a2);
+        t[2] = _mm256_unpacklo_epi64(a1, a3);
+        t[3] = _mm256_unpackhi_epi64(a1, a3);
+    }
+};
+inline constexpr int kNV = 2, kMR_a = 2, kMR_b = 2, kMR_gemv = 4;
+#endif
+
+using I = Isa::I;
+using F = Isa::F;
+inline constexpr int G = Isa::G;
+
+// Q8_0 weights are decoded as signed bytes where the ISA lacks u8 × s8 dot products.
+inline bool signed_q8(DType t) { return t == DType::q8_0 && !Isa::q8_unsigned; }
+
+// ---- Panels ----------------------------------------------------------------------------------
+
+// Where group v of a panel of NV groups goes, units counted from the panel's first. Decoders
+// take it by value: its pointers then stay in registers across the stores.
+// Decoders produce unsigned codes (nibble, w + 128, 6-bit value) and call, for each unit u:
+//   o.begin_unit(u); o.step(u, s, codes of values 4s .. 4s+3) for s < unit_values / 4 (local to
+//   the unit); o.sub_scale(u, j, d · sc_j) per sub-block; o.min_pair(u, i, ...), o.neg_dmin(u, ...)
+//   (Q4_K, Q5_K); o.subs_done(u, j0, j1) once the steps of sub-blocks [j0, j1) are all out
+//   (K-quants); o.end_unit(u).
+// PanelOut writes them into a panel; the fused GEMV's sink (below) consumes them in registers.
+// With `offset` set (AMX panels) the weights' integer offset is subtracted, so the steps hold the
+// signed codes themselves.
+struct PanelOut {
+    std::uint8_t* q;      // group v's step 0; step s at q + s · qstride
+    float* scale;         // sub-block j at scale + j · fstride
+    std::int32_t* mins;   // pair i at mins + i · fstride
+    float* negdmin;       // unit u at negdmin + u · fstride
+    Index qstride, fstride, u0, steps, subs;
+    I offset;
+    bool is_signed;
+    PanelOut(const Format& f, Index u0_, std::uint8_t* q_, float* scale_, std::int32_t* mins_, float* negdmin_, int NV, int v,
+             int offset_ = 0)
+        : q(q_ + v * 4 * G), scale(scale_ + v * G), mins(mins_ + v * G), negdmin(negdmin_ + v * G), qstride(NV * 4 * G),
+          fstride(NV * G), u0(u0_), steps(f.unit_values / 4), subs(f.unit_values / f.sub), offset(Isa::set8(offset_)),
+          is_signed(offset_ != 0) {}
+    void begin_unit(Index) const {}
+    void subs_done(Index, int, int) const {}
+    void end_unit(Index) const {}
+    void step(Index u, int s, I val) const {
+        Isa::storei(q + ((u - u0) * steps + s) * qstride, is_signed ? Isa::sub8(val, offset) : val);
+    }
+    void sub_scale(Index u, int j, F val) const { Isa::storef(scale + ((u - u0) * subs + j) * fstride, val); }
+    void min_pair(Index u, int i, I val) const { Isa::storei(mins + ((u - u0) * 4 + i) * fstride, val); }
+    void neg_dmin(Index u, F val) const { Isa::storef(negdmin + (u - u0) * fstride, val); }
+};
+
+// The G rows of a group, equally spaced: row r at base + r · stride. A group that runs past the
+// matrix's last row is first copied into `spare` with zero rows after it (those lanes are
+// computed and dropped).
+struct Rows {
+    const std::uint8_t* base;
+    Index stride;
+    I offs;  // lane r: r · stride (for gathers)
+    Rows(const std::uint8_t* rows, Index row_bytes, Index count, std::uint8_t* spare) : base(rows), stride(row_bytes) {
+        if (count < G) {
+            std::memcpy(spare, rows, static_cast<std::size_t>(count * row_bytes));
+            std::memset(spare + count * row_bytes, 0, static_cast<std::size_t>((G - count) * row_bytes));
+            base = spare;
+        }
+        offs = Isa::offsets(row_bytes);
+    }
+};
+
+// ---- Decoders: units [u0, u1) of a group's rows ------------------------------------------------
+// Out is PanelOut (by value: its pointers stay in registers across the stores) or a sink
+// reference.
+
+template <class Out>
+void decode_q4_0(const Rows& R, Index u0, Index u1, Out o) {
+    const I m4 = Isa::set8(0x0F);
+    for (Index u = u0; u < u1; ++u) {
+        const std::size_t off = static_cast<std::size_t>(u) * 18;
+        o.begin_unit(u);
+        o.sub_scale(u, 0, Isa::f16_lo(Isa::gather(R.base + off, R.offs)));
+        I t[4];
+        Isa::load_t(R.base, R.stride, off + 2, t);  // bytes 4j..4j+3: values 4j.. (low nibbles), 16 + 4j.. (high)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            o.step(u, j, Isa::and_(t[j], m4));
+            o.step(u, 4 + j, Isa::and_(Isa::srli16<4>(t[j]), m4));
+        }
+        o.end_unit(u);
+    }
+}
+
+template <class Out>
+void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
+    const I flip = Isa::set8(Isa::q8_unsigned ? 0x80 : 0);  // w + 128 as u8, or w as is
+    for (Index u = u0; u < u1; ++u) {
+        const std::size_t off = static_cast<std::size_t>(u) * 34;
+        o.begin_unit(u);
+        o.sub_scale(u, 0, Isa::f16_lo(Isa::gather(R.base + off, R.offs)));
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+            I t[4];
+            Isa::load_t(R.base, R.stride, off + 2 + 16 * h, t);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) o.step(u, 4 * h + j, Isa::xor_(t[j], flip));
+        }
+        o.end_unit(u);
+    }
+}
+
+// Q4_K / Q5_K header (d, dmin, 12 bytes of 6-bit scales and mins) of unit u at `off`.
+template <class Out>
+void decode_k_header(const Rows& R, std::size_t off, Index u, Out o) {
+    I h[4];
+    Isa::load_t(R.base, R.stride, off, h);  // h[0] = d | dmin << 16; h[1..3] = scale bytes 0-3, 4-7, 8-11
+    const F d = Isa::f16_lo(h[0]), dmin = Isa::f16_lo(Isa::srli32<16>(h[0]));
+    const I m6 = Isa::set8(0x3F), m4 = Isa::set8(0x0F), top2 = Isa::set8(0x30), byte = Isa::set32(0xFF);
+    // bytes: scales 0-3, mins 0-3, scales 4-7, mins 4-7 (see quant::k_scale_min)
+    const I sc_lo = Isa::and_(h[1], m6), mn_lo = Isa::and_(h[2], m6);
+    const I sc_hi = Isa::or_(Isa::and_(h[3], m4), Isa::and_(Isa::srli32<2>(h[1]), top2));
+    const I mn_hi = Isa::or_(Isa::and_(Isa::srli32<4>(h[3]), m4), Isa::and_(Isa::srli32<2>(h[2]), top2));
+    auto put = [&](int j, I s) { o.sub_scale(u, j, Isa::mul(d, Isa::cvt(Isa::and_(s, byte)))); };
+    put(0, sc_lo);
+    put(1, Isa::srli32<8>(sc_lo));
+    put(2, Isa::srli32<16>(sc_lo));
+    put(3, Isa::srli32<24>(sc_lo));
+    put(4, sc_hi);
+    put(5, Isa::srli32<8>(sc_hi));
+    put(6, Isa::srli32<16>(sc_hi));
+    put(7, Isa::srli32<24>(sc_hi));
+    // (m_2i, m_2i+1) as two int16 per lane
+    const I lo16 = Isa::set32(0xFF), hi16 = Isa::set32(0xFF0000);
+    auto pairs = [&](int i, I m) {
+        o.min_pair(u, i, Isa::or_(Isa::and_(m, lo16), Isa::and_(Isa::slli32<8>(m), hi16)));
+        o.min_pair(u, i + 1, Isa::or_(Isa::and_(Isa::srli32<16>(m), lo16), Isa::and_(Isa::srli32<8>(m), hi16)));
+    };
+    pairs(0, mn_lo);
+    pairs(2, mn_hi);
+    o.neg_dmin(u, Isa::neg(dmin));
+}
+
+template <class Out>
+void decode_q4_k(const Rows& R, Index u0, Index u1, Out o) {
+    const I m4 = Isa::set8(0x0F);
+    for (Index u = u0; u < u1; ++u) {
+        const std::size_t off = static_cast<std::size_t>(u) * 144;
+        o.begin_unit(u);
+        decode_k_header<Out>(R, off, u, o);
+        // qs chunk h (16 bytes) lies in run r = h / 2: low nibbles are values 64r + 16(h%2) + 4j..,
+        // high nibbles the same + 32.
+#pragma GCC unroll 8
+        for (int h = 0; h < 8; ++h) {
+            I t[4];
+            Isa::load_t(R.base, R.stride, off + 16 + 16 * h, t);
+            const int s = 16 * (h / 2) + 4 * (h % 2);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+                o.step(u, s + j, Isa::and_(t[j], m4));
+                o.step(u, s + 8 + j, Isa::and_(Isa::srli16<4>(t[j]), m4));
+            }
+            if (h % 2 == 1) o.subs_done(u, h - 1, h + 1);
+        }
+        o.end_unit(u);
+    }
+}
+
+template <class Out>
+void decode_q5_k(const Rows& R, Index u0, Index u1, Out o) {
+    const I m4 = Isa::set8(0x0F), bit4 = Isa::set8(0x10);
+    for (Index u = u0; u < u1; ++u) {
+        const std::size_t off = static_cast<std::size_t>(u) * 176;
+        o.begin_unit(u);
+        decode_k_header<Out>(R, off, u, o);
+        // qh[l] bit j is the fifth bit of value l of sub-block j; chunk g of qh covers l = 16g...
+        I qh[2][4];
+        Isa::load_t(R.base, R.stride, off + 16, qh[0]);
+        Isa::load_t(R.base, R.stride, off + 32, qh[1]);
+#pragma GCC unroll 8
+        for (int h = 0; h < 8; ++h) {
+            I t[4];
+            Isa::load_t(R.base, R.stride, off + 48 + 16 * h, t);
+            const int g = h % 2, s = 16 * (h / 2) + 4 * g;
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+                const I bits = qh[g][j];  // bits 2r and 2r+1 were shifted down to 0 and 1 below
+                o.step(u, s + j, Isa::or_(Isa::and_(t[j], m4), Isa::and_(Isa::slli16<4>(bits), bit4)));
+                o.step(u, s + 8 + j, Isa::or_(Isa::and_(Isa::srli16<4>(t[j]), m4), Isa::and_(Isa::slli16<3>(bits), bit4)));
+            }
+            if (g == 1) {  // next run: its sub-blocks' bits to positions 0 and 1
+                o.subs_done(u, h - 1, h + 1);
+#pragma GCC unroll 2
+                for (int gg = 0; gg < 2; ++gg)
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; ++j) qh[gg][j] = Isa::srli16<2>(qh[gg][j]);
+            }
+        }
+        o.end_unit(u);
+    }
+}
+
+template <class Out>
+void decode_q6_k(const Rows& R, Index u0, Index u1, Out o) {
+    const I m4 = Isa::set8(0x0F), top2 = Isa::set8(0x30);
+    for (Index u = u0; u < u1; ++u) {
+        const std::size_t off = static_cast<std::size_t>(u) * 210;
+        o.begin_unit(u);
+        const F d = Isa::f16_lo(Isa::srli32<16>(Isa::gather(R.base + off + 206, R.offs)));
+        I sc[4];
+        Isa::load_t(R.base, R.stride, off + 192, sc);  // int8 scales 4t .. 4t+3
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; ++t) {
+            o.sub_scale(u, 4 * t + 0, Isa::mul(d, Isa::cvt(Isa::srai32<24>(Isa::slli32<24>(sc[t])))));
+            o.sub_scale(u, 4 * t + 1, Isa::mul(d, Isa::cvt(Isa::srai32<24>(Isa::slli32<16>(sc[t])))));
+            o.sub_scale(u, 4 * t + 2, Isa::mul(d, Isa::cvt(Isa::srai32<24>(Isa::slli32<8>(sc[t])))));
+            o.sub_scale(u, 4 * t + 3, Isa::mul(d, Isa::cvt(Isa::srai32<24>(sc[t]))));
+        }
+        // Half h: ql[l], ql[l + 32], qh[l] (l < 32) give values l, l + 32, l + 64, l + 96.
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 2
+            for (int g = 0; g < 2; ++g) {
+                I a[4], b[4], hb[4];
+                Isa::load_t(R.base, R.stride, off + 64 * h + 16 * g, a);
+                Isa::load_t(R.base, R.stride, off + 64 * h + 32 + 16 * g, b);
+                Isa::load_t(R.base, R.stride, off + 128 + 32 * h + 16 * g, hb);
+                const int s = 32 * h + 4 * g;
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; ++j) {
+                    o.step(u, s + j, Isa::or_(Isa::and_(a[j], m4), Isa::and_(Isa::slli16<4>(hb[j]), top2)));
+                    o.step(u, s + 8 + j, Isa::or_(Isa::and_(b[j], m4), Isa::and_(Isa::slli16<2>(hb[j]), top2)));
+                    o.step(u, s + 16 + j, Isa::or_(Isa::and_(Isa::srli16<4>(a[j]), m4), Isa::and_(hb[j], top2)));
+                    o.step(u, s + 24 + j, Isa::or_(Isa::and_(Isa::srli16<4>(b[j]), m4), Isa::and_(Isa::srli16<2>(hb[j]), top2)));
+                }
+                if (g == 1) o.subs_done(u, 8 * h, 8 * h + 8);
+            }
+        o.end_unit(u);
+    }
+}
+
+template <class Out>
+void decode(DType t, const Rows& R, Index u0, Index u1, Out o) {
+    switch (t) {
+        case DType::q8_0: decode_q8_0<Out>(R, u0, u1, o); break;
+        case DType::q4_0: decode_q4_0<Out>(R, u0, u1, o); break;
+        case DType::q4_k: decode_q4_k<Out>(R, u0, u1, o); break;
+        case DType::q5_k: decode_q5_k<Out>(R, u0, u1, o); break;
+        default: decode_q6_k<Out>(R, u0, u1, o); break;
+    }
+}
+
+// ---- Activation side -------------------------------------------------------------------------
+
+// Quantized x rows plus what a weight type needs from them, per row: corr[sub] = −offset · Σ qx
+// over the sub-block (the weights' integer offset: 128 for unsigned Q8_0, 8 for Q4_0, 32 for
+// Q6_K), pairs[unit][i] = (Σ qx over sub-blocks 2i and 2i+1 as two int16) for the K-quant mins.
+struct Act {
+    const std::int8_t* q;
+    Index ldq;
+    const std::int32_t* corr;
+    Index ldc;
+    const float* d;
+    Index ldd;
+    const std::int32_t* pairs;
+    Index ldp;
+    // The same rows from row m and unit u on.
+    Act at(Index m, Index u, const Format& f) const {
+        Act a = *this;
+        a.q += m * ldq + u * f.unit_values;
+        if (corr) a.corr += m * ldc + u * (f.unit_values / f.sub);
+        a.d += m * ldd + u;
+        if (pairs) a.pairs += m * ldp + u * 4;
+        return a;
+    }
+};
+
+// Builds the per-type arrays for qa (sized for qa's rows) in `store`.
+inline Act make_act(DType t, const quant::QuantizedActivations& qa, std::vector<std::int32_t>& store) {
+    const Format f = format_of(t);
+    const Index M = (qa.rows() + 15) / 16 * 16, K = qa.cols(), units = K / f.unit_values;  // padded rows too
+    Act a{qa.q(0), qa.ldq(), nullptr, 0, qa.d(0), units, nullptr, 0};
+    const int offset = t == DType::q8_0 ? (Isa::q8_unsigned ? 128 : 0) : t == DType::q4_0 ? 8 : t == DType::q6_k ? 32 : 0;
+    if (offset != 0) {
+        const Index subs = K / f.sub, per = f.sub / 16;
+        store.resize(static_cast<std::size_t>(M * subs));
+        for (Index m = 0; m < M; ++m) {
+            const std::int16_t* s = qa.sums(m);
+            for (Index j = 0; j < subs; ++j) {
+                std::int32_t sum = 0;
+                for (Index i = 0; i < per; ++i) sum += s[j * per + i];
+                store[static_cast<std::size_t>(m * subs + j)] = -offset * sum;
+            }
+        }
+        a.corr = store.data();
+        a.ldc = subs;
+    } else if (f.mins) {
+        store.resize(static_cast<std::size_t>(M * units * 4));
+        for (Index m = 0; m < M; ++m) {
+            const std::int16_t* s = qa.sums(m);
+            for (Index p = 0; p < units * 4; ++p) {  // pair p: sub-blocks 2p, 2p + 1 (16 values each: sums 4p .. 4p+3)
+                const std::int32_t lo = s[4 * p] + s[4 * p + 1], hi = s[4 * p + 2] + s[4 * p + 3];
+                store[static_cast<std::size_t>(m * units * 4 + p)] =
+                    static_cast<std::int32_t>((static_cast<std::uint32_t>(lo) & 0xFFFFu) | (static_cast<std::uint32_t>(hi) << 16));
+            }
+        }
+        a.pairs = store.data();
+        a.ldp = units * 4;
+    }
+    return a;
+}
+
+// ---- Microkernels: MR activation rows × NV groups over `units` units of a decoded panel --------
+// acc: [MR][ldacc] floats (lanes of group v at v·G), read and written back.
+
+struct Panel {
+    const std::uint8_t* q;
+    const float* scale;
+    const std::int32_t* mins;
+    const float* negdmin;
+};
+
+// Q8_0, Q4_0: one float step per block of 32 (8 dot steps).
+template <int MR, int NV, bool SIGNED>
+void kernel_blocks(Index units, const Panel& w, const Act& x, float* acc, Index ldacc) {
+    F facc[MR][NV];
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) facc[m][v] = Isa::loadf(acc + m * ldacc + v * G);
+    for (Index u = 0; u < units; ++u) {
+        I ia[MR][NV];
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+            const I c = SIGNED ? Isa::zeroi() : Isa::bcast32(x.corr + m * x.ldc + u);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) ia[m][v] = c;
+        }
+        const std::uint8_t* wq = w.q + u * 8 * NV * 4 * G;
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) {
+            I W[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) W[v] = Isa::loadi(wq + (s * NV + v) * 4 * G);
+            if constexpr (SIGNED) {
+#if defined(WEFT_QMM_AVX2)
+                I Wa[NV];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) Wa[v] = Isa::abs8(W[v]);
+#pragma GCC unroll 8
+                for (int m = 0; m < MR; ++m) {
+                    const I xb = Isa::bcast32(x.q + m * x.ldq + u * 32 + 4 * s);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; ++v) ia[m][v] = Isa::dot_signed(ia[m][v], Wa[v], W[v], xb);
+                }
+#endif
+            } else {
+#pragma GCC unroll 8
+                for (int m = 0; m < MR; ++m) {
+                    const I xb = Isa::bcast32(x.q + m * x.ldq + u * 32 + 4 * s);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; ++v) ia[m][v] = Isa::dot(ia[m][v], W[v], xb);
+                }
+            }
+        }
+        F sw[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) sw[v] = Isa::loadf(w.scale + (u * NV + v) * G);
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+            const F dx = Isa::bcastf(x.d + m * x.ldd + u);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) facc[m][v] = Isa::fma(Isa::mul(sw[v], dx), Isa::cvt(ia[m][v]), facc[m][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) Isa::storef(acc + m * ldacc + v * G, facc[m][v]);
+}
+
+// K-quants: SUB values per sub-block scale (32 or 16), MINS for Q4_K/Q5_K.
+template <int MR, int NV, int SUB, bool MINS>
+void kernel_super(Index units, const Panel& w, const Act& x, float* acc, Index ldacc) {
+    constexpr int subs = 256 / SUB, steps = SUB / 4;
+    for (Index u = 0; u < units; ++u) {
+        F t[MR][NV];
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) t[m][v] = Isa::zerof();
+        for (int j = 0; j < subs; ++j) {
+            I ia[MR][NV];
+#pragma GCC unroll 8
+            for (int m = 0; m < MR; ++m) {
+                const I c = MINS ? Isa::zeroi() : Isa::bcast32(x.corr + m * x.ldc + u * subs + j);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) ia[m][v] = c;
+            }
+            const std::uint8_t* wq = w.q + (u * 64 + j * steps) * NV * 4 * G;
+            const std::int8_t* xq = x.q + u * 256 + j * SUB;
+#pragma GCC unroll 8
+            for (int s = 0; s < steps; ++s) {
+                I W[NV];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) W[v] = Isa::loadi(wq + (s * NV + v) * 4 * G);
+#pragma GCC unroll 8
+                for (int m = 0; m < MR; ++m) {
+                    const I xb = Isa::bcast32(xq + m * x.ldq + 4 * s);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; ++v) ia[m][v] = Isa::dot(ia[m][v], W[v], xb);
+                }
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+                const F D = Isa::loadf(w.scale + ((u * subs + j) * NV + v) * G);
+#pragma GCC unroll 8
+                for (int m = 0; m < MR; ++m) t[m][v] = Isa::fma(D, Isa::cvt(ia[m][v]), t[m][v]);
+            }
+        }
+        if constexpr (MINS) {
+            I b[MR][NV];
+#pragma GCC unroll 8
+            for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) b[m][v] = Isa::zeroi();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; ++i) {
+                I mv[NV];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) mv[v] = Isa::loadi(w.mins + ((u * 4 + i) * NV + v) * G);
+#pragma GCC unroll 8
+                for (int m = 0; m < MR; ++m) {
+                    const I xp = Isa::bcast32(x.pairs + m * x.ldp + u * 4 + i);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; ++v) b[m][v] = Isa::dot16(b[m][v], mv[v], xp);
+                }
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+                const F nd = Isa::loadf(w.negdmin + (u * NV + v) * G);
+#pragma GCC unroll 8
+                for (int m = 0; m < MR; ++m) t[m][v] = Isa::fma(nd, Isa::cvt(b[m][v]), t[m][v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+            const F dx = Isa::bcastf(x.d + m * x.ldd + u);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+                float* a = acc + m * ldacc + v * G;
+                Isa::storef(a, Isa::fma(dx, t[m][v], Isa::loadf(a)));
+            }
+        }
+    }
+}
+
+template <int MR, int NV>
+void kernel(DType t, Index units, const Panel& w, const Act& x, float* acc, Index ldacc) {
+    switch (t) {
+        case DType::q8_0:
+            if constexpr (Isa::q8_unsigned) kernel_blocks<MR, NV, false>(units, w, x, acc, ldacc);
+            else kernel_blocks<MR, NV, true>(units, w, x, acc, ldacc);
+            break;
+        case DType::q4_0: kernel_blocks<MR, NV, false>(units, w, x, acc, ldacc); break;
+        case DType::q4_k:
+        case DType::q5_k: kernel_super<MR, NV, 32, true>(units, w, x, acc, ldacc); break;
+        default: kernel_super<MR, NV, 16, false>(units, w, x, acc, ldacc); break;
+    }
+}
+
+// Rows [m, M) in tiles of MR (the last one narrower).
+template <int MR, int NV>
+void kernel_rows(DType t, Index m, Index M, Index units, const Panel& w, const Act& x, const Format& f, Index u0, float* acc,
+                 Index ldacc) {
+    for (; m + MR <= M; m += MR) kernel<MR, NV>(t, units, w, x.at(m, u0, f), acc + m * ldacc, ldacc);
+    const Index rest = M - m;
+    if (rest == 0) return;
+    [&]<int... R>(std::integer_sequence<int, R...>) {
+        (void)((rest == R + 1 ? (kernel<R + 1, NV>(t, units, w, x.at(m, u0, f), acc + m * ldacc, ldacc), true) : false) || ...);
+    }(std::make_integer_sequence<int, MR - 1>{});
+}
+
+#if defined(WEFT_QMM_AMX)
+// ---- AMX tiles -------------------------------------------------------------------------------
+// A 16 x 16 tile of outputs (16 activation rows, one panel group) at a time: per sub-block, tile
+// A = 16 rows × SUB activation bytes, tile B = the group's SUB / 4 decoded steps (exactly the
+// panel layout: 16 lanes × 4 bytes per step, NV · 64 bytes apart), tdpbsud gives C = the 16 × 16
+// exact sub-block sums (signed × unsigned, as vpdpbusd with the operands swapped), which the
+// AVX-512 code turns into floats in the same order as kernel_blocks / kernel_super. Two sets of
+// tiles alternate so the next sub-block's product runs while this one's floats are done.
+
+// Whether this process may use AMX: the CPU has AMX-TILE and AMX-INT8 and Linux granted the tile
+// state (arch_prctl ARCH_REQ_XCOMP_PERM). Asked once.
+inline bool amx_available() {
+    static const bool ok = [] {
+        unsigned a, b, c, d;
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return false;
+        constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+        return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+    }();
+    return ok;
+}
+
+// Batches from this many rows take the tiles (padded to 16 rows: AMX's cost barely depends on M).
+inline constexpr Index kAmxMinRows = 16;
+
+// Lets tests run the AVX-512 VNNI GEMM on a machine with AMX (results are the same bits).
+inline std::atomic<bool>& amx_allowed() {
+    static std::atomic<bool> allowed{true};
+    return allowed;
+}
+
+struct alignas(64) TileConfig {
+    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    std::uint16_t colsb[16] = {};
+    std::uint8_t rows[16] = {};
+};
+
+// Tiles 0/1: A, 2/3: B, 4/5: C (two alternating sets) for sub-blocks of `sub` values.
+inline void amx_configure(int sub) {
+    TileConfig c;
+    for (int i = 0; i < 2; ++i) {
+        c.rows[i] = 16;
+        c.colsb[i] = static_cast<std::uint16_t>(sub);
+        c.rows[2 + i] = static_cast<std::uint8_t>(sub / 4);
+        c.colsb[2 + i] = 64;
+        c.rows[4 + i] = 16;
+        c.colsb[4 + i] = 64;
+    }
+    // GCC 12 does not see that ldtilecfg reads the whole 64 bytes and drops the stores above (the
+    // tiles then stay unconfigured: SIGILL on the first tile load); make them an input here.
+    __asm__ volatile("" : : "m"(c));
+    _tile_loadconfig(&c);
+}
+
+// Tile set S: C = A · B for sub-block js (counted from the chunk's first), stored to c.
+template <int S, int SUB>
+inline void amx_product(const Panel& w, const Act& x, int NV, int v, Index js, std::int32_t* c) {
+    constexpr int steps = SUB / 4;
+    const void* a = x.q + js * SUB;
+    const void* b = w.q + (js * steps * NV + v) * 64;
+    // (GCC's tile intrinsics paste the tile number into the assembly: literals only)
+    if constexpr (S == 0) {
+        _tile_loadd(0, a, x.ldq);
+        _tile_loadd(2, b, NV * 64);
+        _tile_zero(4);
+        _tile_dpbssd(4, 0, 2);
+        _tile_stored(4, c, 64);
+    } else {
+        _tile_loadd(1, a, x.ldq);
+        _tile_loadd(3, b, NV * 64);
+        _tile_zero(5);
+        _tile_dpbssd(5, 1, 3);
+        _tile_stored(5, c, 64);
+    }
+}
+
+// Outputs acc [16][ldacc] (+)= rows m .. m+15 of x (x at row m) · group v over `units` units of a
+// signed panel. In batches: the tile products of up to 16 sub-blocks back to back into c (their
+// latencies overlap), then the float steps over the batch.
+template <int SUB, bool MINS, bool BLOCKS>
+void amx_tile(Index units, const Panel& w, int NV, int v, const Act& x, float* acc, Index ldacc) {
+    constexpr int subs = BLOCKS ? 1 : 256 / SUB;  // sub-blocks per unit
+    constexpr int batch = BLOCKS ? 16 : subs * std::max(1, 16 / subs);
+    alignas(64) std::int32_t c[batch][16][16];
+    F f[16];  // Q8_0/Q4_0: the outputs; K-quants: the unit's t
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) f[r] = BLOCKS ? Isa::loadf(acc + r * ldacc) : Isa::zerof();
+    const Index total = units * subs;
+    for (Index j0 = 0; j0 < total; j0 += batch) {
+        const Index n = std::min<Index>(batch, total - j0);
+        for (Index i = 0; i < n; i += 2) {
+            amx_product<0, SUB>(w, x, NV, v, j0 + i, c[i][0]);
+            if (i + 1 < n) amx_product<1, SUB>(w, x, NV, v, j0 + i + 1, c[i + 1][0]);
+        }
+        for (Index i = 0; i < n; ++i) {
+            const std::int32_t(*cs)[16] = c[i];
+            const Index js = j0 + i, u = js / subs, j = js % subs;
+            if constexpr (BLOCKS) {
+                const F sw = Isa::loadf(w.scale + (u * NV + v) * G);
+#pragma GCC unroll 16
+                for (int r = 0; r < 16; ++r)
+                    f[r] = Isa::fma(Isa::mul(sw, Isa::bcastf(x.d + r * x.ldd + u)), Isa::cvt(Isa::loadi(cs[r])), f[r]);
+            } else {
+                const F D = Isa::loadf(w.scale + (js * NV + v) * G);
+#pragma GCC unroll 16
+                for (int r = 0; r < 16; ++r) f[r] = Isa::fma(D, Isa::cvt(Isa::loadi(cs[r])), f[r]);
+                if (j == subs - 1) {  // the unit's mins, then out = fma(dx, t, out)
+                    if constexpr (MINS) {
+                        I mv[4];
+#pragma GCC unroll 4
+                        for (int k = 0; k < 4; ++k) mv[k] = Isa::loadi(w.mins + ((u * 4 + k) * NV + v) * G);
+                        const F nd = Isa::loadf(w.negdmin + (u * NV + v) * G);
+#pragma GCC unroll 16
+                        for (int r = 0; r < 16; ++r) {
+                            I b = Isa::zeroi();
+#pragma GCC unroll 4
+                            for (int k = 0; k < 4; ++k) b = Isa::dot16(b, mv[k], Isa::bcast32(x.pairs + r * x.ldp + u * 4 + k));
+                            f[r] = Isa::fma(nd, Isa::cvt(b), f[r]);
+                        }
+                    }
+#pragma GCC unroll 16
+                    for (int r = 0; r < 16; ++r) {
+                        float* a = acc + r * ldacc;
+                        Isa::storef(a, Isa::fma(Isa::bcastf(x.d + r * x.ldd + u), f[r], Isa::loadf(a)));
+                        f[r] = Isa::zerof();
+                    }
+                }
+            }
+        }
+    }
+    if constexpr (BLOCKS)
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; ++r) Isa::storef(acc + r * ldacc, f[r]);
+}
+
+// Rows [0, M) in tiles of 16 (the activation and acc buffers are padded to whole tiles).
+template <int NV>
+void amx_rows(DType t, Index M, Index units, const Panel& w, const Act& x, const Format& f, Index u0, float* acc, Index ldacc) {
+    for (Index m = 0; m < M; m += 16)
+        for (int v = 0; v < NV; ++v) {
+            const Act xm = x.at(m, u0, f);
+            float* a = acc + m * ldacc + v * G;
+            switch (t) {
+                case DType::q8_0:
+                case DType::q4_0: amx_tile<32, false, true>(units, w, NV, v, xm, a, ldacc); break;
+                case DType::q4_k:
+                case DType::q5_k: amx_tile<32, true, false>(units, w, NV, v, xm, a, ldacc); break;
+                default: amx_tile<16, false, false>(units, w, NV, v, xm, a, ldacc); break;
+            }
+        }
+}
+
+// The offset AMX panels subtract from the decoded codes (AMX multiplies signed by signed).
+inline int signed_offset(DType t) { return t == DType::q8_0 ? 128 : t == DType::q4_0 ? 8 : t == DType::q6_k ? 32 : 0; }
+#endif  // WEFT_QMM_AMX
+
+// ---- Fused GEMV for one activation row (decoding) ------------------------------------------
+// The decoders' codes go straight into the dot products, without a panel in memory: per unit,
+// one int32 accumulator per sub-block, then the float steps of kernel_blocks / kernel_super in
+// the same order (so the same bits).
+template <DType T, int MR>
+struct Sink {
+    static constexpr bool blocks = T == DType::q8_0 || T == DType::q4_0;
+    static constexpr bool mins = T == DType::q4_k || T == DType::q5_k;
+    static constexpr bool signed_w = T == DType::q8_0 && !Isa::q8_unsigned;
+    static constexpr bool corr = !mins && !signed_w;
+    static constexpr int uv = blocks ? 32 : 256, sub = T == DType::q6_k ? 16 : 32, subs = uv / sub, steps = sub / 4;
+    // Q8_0/Q4_0 have one sub-block per unit: its eight steps go to two accumulators (added at the
+    // end, exactly) so that the dependency chain is four vpdpbusd long.
+    static constexpr int chains = blocks ? 2 : 1;
+    const Act& x;
+    F acc[MR], t[MR];
+    I ia[subs * chains][MR];
+    F D[subs];
+    I mv[4];
+    F nd;
+    explicit Sink(const Act& x_) : x(x_) {
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) acc[m] = Isa::zerof();
+    }
+    void begin_unit(Index u) {
+#pragma GCC unroll 16
+        for (int j = 0; j < subs; ++j)
+#pragma GCC unroll 8
+            for (int m = 0; m < MR; ++m) ia[j][m] = corr ? Isa::bcast32(x.corr + m * x.ldc + u * subs + j) : Isa::zeroi();
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+            if constexpr (chains == 2) ia[1][m] = Isa::zeroi();
+            t[m] = Isa::zerof();
+        }
+    }
+    void step(Index u, int s, I w) {
+        const int a = chains == 2 ? s % 2 : s / steps;
+#if defined(WEFT_QMM_AVX2)
+        const I wa = signed_w ? Isa::abs8(w) : w;
+#endif
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+            const I xb = Isa::bcast32(x.q + m * x.ldq + u * uv + 4 * s);
+#if defined(WEFT_QMM_AVX2)
+            if constexpr (signed_w) {
+                ia[a][m] = Isa::dot_signed(ia[a][m], wa, w, xb);
+                continue;
+            }
+#endif
+            ia[a][m] = Isa::dot(ia[a][m], w, xb);
+        }
+    }
+    void sub_scale(Index, int j, F d) { D[j] = d; }
+    void min_pair(Index, int i, I m) { mv[i] = m; }
+    void neg_dmin(Index, F v) { nd = v; }
+    // K-quants: sub-blocks [j0, j1) into t, in order (their accumulators are free after this).
+    void subs_done(Index, int j0, int j1) {
+        for (int j = j0; j < j1; ++j)
+#pragma GCC unroll 8
+            for (int m = 0; m < MR; ++m) t[m] = Isa::fma(D[j], Isa::cvt(ia[j][m]), t[m]);
+    }
+    void end_unit(Index u) {
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+            if constexpr (blocks) {
+                acc[m] = Isa::fma(Isa::mul(D[0], Isa::bcastf(x.d + m * x.ldd + u)), Isa::cvt(Isa::add32(ia[0][m], ia[1][m])), acc[m]);
+            } else {
+                if constexpr (mins) {
+                    I b = Isa::zeroi();
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; ++i) b = Isa::dot16(b, mv[i], Isa::bcast32(x.pairs + m * x.ldp + u * 4 + i));
+                    t[m] = Isa::fma(nd, Isa::cvt(b), t[m]);
+                }
+                acc[m] = Isa::fma(Isa::bcastf(x.d + m * x.ldd + u), t[m], acc[m]);
+            }
+        }
+    }
+};
+
+inline void prefetch_l2(const void* p);
+inline std::byte* scratch(int slot, std::size_t bytes);
+
+// Panels [p0, p1) (G rows each) of one part for MR activation rows.
+template <DType T, int MR>
+[[gnu::flatten]] void gemv_fused_panels(const QuantPart& part, const Act& x, Index K, Index p0, Index p1) {
+    const Format f = format_of(T);
+    const Index units = K / f.unit_values, row_bytes = units * f.unit_bytes;
+    const Index chunk = f.k_quant ? 2 : 16;  // units between prefetches (512 values)
+    const auto* base = static_cast<const std::uint8_t*>(part.w);
+    std::uint8_t* spare = reinterpret_cast<std::uint8_t*>(scratch(2, static_cast<std::size_t>(G * row_bytes)));
+    for (Index p = p0; p < p1; ++p) {
+        const Index n0 = p * G, rows = std::min<Index>(G, part.n - n0);
+        const Rows R(base + n0 * row_bytes, row_bytes, rows, spare);
+        Sink<T, MR> sink(x);
+        for (Index u0 = 0; u0 < units; u0 += chunk) {
+            const Index u1 = std::min(units, u0 + chunk);
+            if (p + 1 < p1)  // the next group's rows, the same columns (one group ahead)
+                for (Index r = 0; r < G; ++r)
+                    for (Index b = u0 * f.unit_bytes; b < u1 * f.unit_bytes; b += 64) prefetch_l2(base + (n0 + G + r) * row_bytes + b);
+            if constexpr (T == DType::q8_0) decode_q8_0<Sink<T, MR>&>(R, u0, u1, sink);
+            else if constexpr (T == DType::q4_0) decode_q4_0<Sink<T, MR>&>(R, u0, u1, sink);
+            else if constexpr (T == DType::q4_k) decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
+            else if constexpr (T == DType::q5_k) decode_q5_k<Sink<T, MR>&>(R, u0, u1, sink);
+            else decode_q6_k<Sink<T, MR>&>(R, u0, u1, sink);
+        }
+        for (int m = 0; m < MR; ++m) {
+            alignas(64) float out[G];
+            Isa::storef(out, sink.acc[m]);
+            std::memcpy(part.out + m * part.ldo + n0, out, sizeof(float) * static_cast<std::size_t>(rows));
+        }
+    }
+}
+
+// Activation rows at most this many take the fused GEMV (more would not fit the registers).
+inline constexpr Index kFusedMaxRows = 4;
+
+template <int MR>
+void gemv_fused(const QuantPart& part, const Act& x, Index K, Index p0, Index p1) {
+    switch (part.type) {
+        case DType::q8_0: gemv_fused_panels<DType::q8_0, MR>(part, x, K, p0, p1); break;
+        case DType::q4_0: gemv_fused_panels<DType::q4_0, MR>(part, x, K, p0, p1); break;
+        case DType::q4_k: gemv_fused_panels<DType::q4_k, MR>(part, x, K, p0, p1); break;
+        case DType::q5_k: gemv_fused_panels<DType::q5_k, MR>(part, x, K, p0, p1); break;
+        default: gemv_fused_panels<DType::q6_k, MR>(part, x, K, p0, p1); break;
+    }
+}
+
+// ---- Drivers ---------------------------------------------------------------------------------
+
+inline void prefetch_l2(const void* p) {
+#if defined(__GNUC__)
+    __builtin_prefetch(p, 0, 2);
+#else
+    (void)p;
+#endif
+}
+
+// A thread's growable 64-byte aligned scratch.
+inline std::byte* scratch(int slot, std::size_t bytes) {
+    thread_local AlignedBuffer buffers[3];
+    if (buffers[slot].size() < bytes) buffers[slot] = AlignedBuffer(bytes);
+    return buffers[slot].data();
+}
+
+// Panels [p0, p1) of one part (a panel: NV groups of G rows), all M rows of x, K in chunks of
+// `chunk` units: decode a chunk of the panel's rows, run it past every row of x, next chunk.
+// With `stream` set (GEMV), the next panel's chunk is prefetched while this one runs.
+template <int NV, int MR>
+void run_panels(const QuantPart& part, const Act& x, Index M, Index K, Index p0, Index p1, Index chunk, bool stream) {
+    const Format f = format_of(part.type);
+    const Index units = K / f.unit_values, row_bytes = units * f.unit_bytes, width = NV * G;
+    const Index subs_per_unit = f.unit_values / f.sub, steps_per_unit = f.unit_values / 4;
+    chunk = std::min(chunk, units);
+    const std::size_t q_bytes = static_cast<std::size_t>(chunk * steps_per_unit * width * 4);
+    const std::size_t s_bytes = static_cast<std::size_t>(chunk * subs_per_unit * width) * sizeof(float);
+    const std::size_t m_bytes = f.mins ? static_cast<std::size_t>(chunk * 5 * width) * 4 : 0;
+    std::byte* buf = scratch(0, q_bytes + s_bytes + m_bytes);
+    auto* q = reinterpret_cast<std::uint8_t*>(buf);
+    auto* scale = reinterpret_cast<float*>(buf + q_bytes);
+    auto* mins = reinterpret_cast<std::int32_t*>(buf + q_bytes + s_bytes);
+    float* negdmin = reinterpret_cast<float*>(mins + chunk * 4 * width);
+    const auto* base = static_cast<const std::uint8_t*>(part.w);
+    const Panel panel{q, scale, mins, negdmin};
+    int offset = 0;  // subtracted from the decoded codes: AMX panels hold signed weights
+#if defined(WEFT_QMM_AMX)
+    // Q6_K's sub-blocks of 16 values halve the work per tile product and its float pass; VNNI is
+    // faster there (measured).
+    const bool amx = M >= kAmxMinRows && part.type != DType::q6_k && amx_allowed().load(std::memory_order_relaxed) &&
+                     amx_available();
+    if (amx) {
+        amx_configure(f.sub);
+        offset = signed_offset(part.type);
+    }
+#endif
+    std::uint8_t* spare = reinterpret_cast<std::uint8_t*>(scratch(2, static_cast<std::size_t>(G * row_bytes)));
+    const Index padded = (M + 15) / 16 * 16;  // AMX computes whole tiles of 16 rows
+    float* acc = reinterpret_cast<float*>(scratch(1, static_cast<std::size_t>(padded * width) * sizeof(float)));
+    for (Index p = p0; p < p1; ++p) {
+        const Index n0 = p * width, rows = std::min(width, part.n - n0);
+        std::fill(acc, acc + padded * width, 0.0f);
+        for (Index u0 = 0; u0 < units; u0 += chunk) {
+            const Index u1 = std::min(units, u0 + chunk);
+            for (int v = 0; v < NV && v * G < rows; ++v) {
+                const Rows R(base + (n0 + v * G) * row_bytes, row_bytes, std::min<Index>(G, rows - v * G), spare);
+                decode(part.type, R, u0, u1, PanelOut(f, u0, q, scale, mins, negdmin, NV, v, offset));
+            }
+            if (stream && p + 1 < p1) {
+                const Index next = (p + 1) * width, count = std::min(width, part.n - next);
+                for (Index r = 0; r < count; ++r)
+                    for (Index b = u0 * f.unit_bytes; b < u1 * f.unit_bytes; b += 64) prefetch_l2(base + (next + r) * row_bytes + b);
+            }
+#if defined(WEFT_QMM_AMX)
+            if (amx) {
+                amx_rows<NV>(part.type, M, u1 - u0, panel, x, f, u0, acc, width);
+                continue;
+            }
+#endif
+            kernel_rows<MR, NV>(part.type, 0, M, u1 - u0, panel, x, f, u0, acc, width);
+        }
+        for (Index m = 0; m < M; ++m) std::memcpy(part.out + m * part.ldo + n0, acc + m * width, sizeof(float) * static_cast<std::size_t>(rows));
+    }
+#if defined(WEFT_QMM_AMX)
+    if (amx) _tile_release();
+#endif
+}
+#endif  // SIMD
+
+// ---- The shared driver ------------------------------------------------------------------------
+// Quantizes x once per activation format, then one parallel region over every part's panels.
+template <std::size_t P>
+void run(const char* op, Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts, bool gemv) {
+    if (M < 0 || K < 0) fail(op, ": sizes must be non-negative, got M = ", M, ", K = ", K);
+    for (const QuantPart& p : parts) check_part(op, p, M, K);
+    if (M == 0) return;
+    if (M > 1 && ldx < K) fail(op, ": x row stride ", ldx, " is smaller than K = ", K);
+    bool need[2] = {false, false};
+    for (const QuantPart& p : parts)
+        if (p.n > 0) need[format_of(p.type).k_quant] = true;
+    if (!need[0] && !need[1]) return;
+    if (x == nullptr) fail(op, ": x is null");
+    for (int k = 0; k < 2; ++k)
+        if (need[k]) act_buffer(k == 1).quantize(x, M, K, ldx, k == 1 ? 256 : 32);
+#if defined(WEFT_QMM_SCALAR)
+    (void)gemv;
+    std::array<Index, P> first{};
+    Index total = 0;
+    for (std::size_t i = 0; i < P; ++i) {
+        first[i] = total;
+        total += parts[i].n;
+    }
+    const quant::QuantizedActivations* qa[2] = {&act_buffer(false), &act_buffer(true)};  // this thread's
+    detail::gemm::parallel_chunks(total, 16, [&](Index begin, Index end) {
+        for (std::size_t i = 0; i < P; ++i) {
+            const Index b = std::max(begin, first[i]), e = std::min(end, first[i] + parts[i].n);
+            if (b < e) part_rows_scalar(parts[i], *qa[format_of(parts[i].type).k_quant], K, b - first[i], e - first[i]);
+        }
+    });
+#else
+    std::array<Act, P> acts;
+    thread_local std::vector<std::int32_t> stores[5];
+    for (std::size_t i = 0; i < P; ++i) {
+        const int slot = static_cast<int>(parts[i].type) - static_cast<int>(DType::q8_0);
+        acts[i] = make_act(parts[i].type, act_buffer(format_of(parts[i].type).k_quant), stores[slot]);
+    }
+    const Index width = gemv ? G : kNV * G;
+    std::array<Index, P> first{};
+    Index total = 0;
+    for (std::size_t i = 0; i < P; ++i) {
+        first[i] = total;
+        total += (parts[i].n + width - 1) / width;
+    }
+    detail::gemm::parallel_chunks(total, 1, [&](Index begin, Index end) {
+        for (std::size_t i = 0; i < P; ++i) {
+            const Index b = std::max(begin, first[i]), e = std::min(end, first[i] + (parts[i].n + width - 1) / width);
+            if (b >= e) continue;
+            const bool kq = format_of(parts[i].type).k_quant;
+            if (gemv && M == 1) gemv_fused<1>(parts[i], acts[i], K, b - first[i], e - first[i]);
+            else if (gemv && M == 2 && kFusedMaxRows >= 2) gemv_fused<2>(parts[i], acts[i], K, b - first[i], e - first[i]);
+            else if (gemv && M == 3 && kFusedMaxRows >= 3) gemv_fused<3>(parts[i], acts[i], K, b - first[i], e - first[i]);
+            else if (gemv && M == 4 && kFusedMaxRows >= 4) gemv_fused<4>(parts[i], acts[i], K, b - first[i], e - first[i]);
+            else if (gemv) run_panels<1, kMR_gemv>(parts[i], acts[i], M, K, b - first[i], e - first[i], kq ? 2 : 16, true);
+            else if (kq) run_panels<kNV, kMR_b>(parts[i], acts[i], M, K, b - first[i], e - first[i], 8, false);
+            else run_panels<kNV, kMR_a>(parts[i], acts[i], M, K, b - first[i], e - first[i], 64, false);
+        }
+    });
+#endif
+}
+
+}  // namespace WEFT_QMM_ISA
+}  // namespace detail::qmm
+
+// ---- Public entry points -----------------------------------------------------------------------
+inline namespace WEFT_QMM_ISA {
+
+template <std::size_t P>
+void quant_gemv_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts) {
+    detail::qmm::run("quant_gemv_nt", M, K, x, ldx, parts, true);
+}
+
+template <std::size_t P>
+void quant_gemm_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts) {
+    detail::qmm::run("quant_gemm_nt", M, K, x, ldx, parts, false);
+}
+
+template <std::size_t P>
+void quant_matmul_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts) {
+    detail::qmm::run("quant_matmul_nt", M, K, x, ldx, parts, M <= quant_gemv_max_rows);
+}
+
+inline void quant_gemv_nt(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w, float* out, Index ldo) {
+    quant_gemv_nt_group<1>(M, K, x, ldx, {QuantPart{type, w, N, out, ldo}});
+}
+
+inline void quant_gemm_nt(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w, float* out, Index ldo) {
+    quant_gemm_nt_group<1>(M, K, x, ldx, {QuantPart{type, w, N, out, ldo}});
+}
+
+inline void quant_matmul_nt(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w, float* out,
+                            Index ldo) {
+    quant_matmul_nt_group<1>(M, K, x, ldx, {QuantPart{type, w, N, out, ldo}});
+}
+
+inline void quant_matmul_nt_reference(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w,
+                                      float* out, Index ldo) {
+    namespace q = detail::qmm;
+    const QuantPart part{type, w, N, out, ldo};
+    q::check_part("quant_matmul_nt_reference", part, M, K);
+    if (M <= 0 || N <= 0) return;
+    const q::Format f = q::format_of(type);
+    quant::QuantizedActivations qa;
+    qa.quantize(x, M, K, ldx, f.k_quant ? 256 : 32);
+    q::part_rows_scalar(part, qa, K, 0, N);
+}
+
+}  // namespace WEFT_QMM_ISA
+}  // namespace weft::cpu
