@@ -1,12 +1,14 @@
 // weft-perplexity: perplexity of a model on a token sequence, over one window of at most --ctx
 // tokens: exp of the mean negative log-likelihood of each token given the ones before it.
 //   weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy]
+// -f reads a text file and tokenizes it with the model's tokenizer (BOS first when the model adds one).
 #include <weft/weft.hpp>
 
 #include <cmath>
 #include <cstdio>
 
 #include "common.hpp"
+#include "model.hpp"
 
 namespace {
 
@@ -30,26 +32,35 @@ int run(int argc, char** argv) {
     }
     if (model_path.empty()) throw examples::UsageError("no model: pass -m PATH");
     if (context < 0) throw examples::UsageError("--ctx must be >= 0");
-    if (!text_file.empty()) throw examples::UsageError("text input needs a tokenizer, which weft does not support yet for this model; pass --tokens-file");
-    if (tokens_file.empty()) throw examples::UsageError("no input: pass --tokens-file F");
-    std::vector<std::int32_t> ids = examples::parse_ids(examples::read_file(tokens_file), tokens_file);
+    if (tokens_file.empty() == text_file.empty()) throw examples::UsageError("pass one input: --tokens-file F (ids) or -f TEXT");
+    std::vector<std::int32_t> ids;
+    if (!tokens_file.empty()) {
+        ids = examples::parse_ids(examples::read_file(tokens_file), tokens_file);
+    } else {
+        const std::string text = examples::read_file(text_file);
+        const auto tokenizer = examples::model_tokenizer(model_path);
+        if (!tokenizer) throw examples::UsageError("'" + model_path + "' has no tokenizer; pass --tokens-file with ids");
+        ids = tokenizer->encode(text);
+    }
     if (ids.size() < 2) throw examples::UsageError("perplexity needs at least 2 tokens, got " + std::to_string(ids.size()));
 
-    weft::Llama model = weft::Llama::from_pretrained(model_path, context);
-    if (static_cast<weft::Index>(ids.size()) > model.context_size()) ids.resize(static_cast<std::size_t>(model.context_size()));
-    if (ids.size() < 2) throw examples::UsageError("a context of " + std::to_string(model.context_size()) + " token holds too few tokens to score");
-    const auto start = std::chrono::steady_clock::now();
-    const weft::TensorView<const float> logits = model.forward(ids, weft::Logits::all);  // [T, vocab]
-    const double seconds = examples::seconds_since(start);
-    const weft::Tensor<float> log_probs = weft::log_softmax(logits.slice(0, 0, logits.shape()[0] - 1));
-    double nll = 0;
-    for (std::size_t t = 0; t + 1 < ids.size(); ++t) nll -= log_probs(static_cast<weft::Index>(t), ids[t + 1]);
-    const double mean_nll = nll / static_cast<double>(ids.size() - 1);
-    std::printf("perplexity: %.6f\n", std::exp(mean_nll));
-    std::fprintf(stderr, "%zu tokens in %.2f s (%.1f tokens/s), peak RSS %.0f MiB\n", ids.size(), seconds, ids.size() / seconds,
-                 examples::peak_rss_mib());
-    if (!save_path.empty()) weft::npy::save(save_path, weft::Tensor<float>(logits));
-    return 0;
+    return examples::with_model(model_path, context, [&](auto& model) {
+        if (static_cast<weft::Index>(ids.size()) > model.context_size()) ids.resize(static_cast<std::size_t>(model.context_size()));
+        if (ids.size() < 2)
+            throw examples::UsageError("a context of " + std::to_string(model.context_size()) + " token holds too few tokens to score");
+        const auto start = std::chrono::steady_clock::now();
+        const weft::TensorView<const float> logits = model.forward(ids, weft::Logits::all);  // [T, vocab]
+        const double seconds = examples::seconds_since(start);
+        const weft::Tensor<float> log_probs = weft::log_softmax(logits.slice(0, 0, logits.shape()[0] - 1));
+        double nll = 0;
+        for (std::size_t t = 0; t + 1 < ids.size(); ++t) nll -= log_probs(static_cast<weft::Index>(t), ids[t + 1]);
+        const double mean_nll = nll / static_cast<double>(ids.size() - 1);
+        std::printf("perplexity: %.6f\n", std::exp(mean_nll));
+        std::fprintf(stderr, "%zu tokens in %.2f s (%.1f tokens/s), peak RSS %.0f MiB\n", ids.size(), seconds, ids.size() / seconds,
+                     examples::peak_rss_mib());
+        if (!save_path.empty()) weft::npy::save(save_path, weft::Tensor<float>(logits));
+        return 0;
+    });
 }
 
 }  // namespace

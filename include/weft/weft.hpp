@@ -36,8 +36,12 @@
 #include "weft/nn/norm.hpp"
 #include "weft/nn/rope.hpp"
 
+#include "weft/text/chat.hpp"
 #include "weft/text/load.hpp"
 #include "weft/text/tokenizer.hpp"
+
+#include "weft/sample/generate.hpp"
+#include "weft/sample/sampler.hpp"
 
 #include "weft/models/llama.hpp"
 #include "weft/models/llama4.hpp"
