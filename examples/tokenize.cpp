@@ -1,10 +1,10 @@
 // weft-tokenize: turn text into token ids with a model's tokenizer.
 //   weft-tokenize -m PATH (-p TEXT | -f FILE) [--ids] [--no-bos] [--special]
-// PATH is a model directory holding tokenizer.json or tokenizer.model, or one of those files.
+// PATH is a GGUF file, or a model directory holding tokenizer.json or tokenizer.model, or one of those files.
 // Prints one "id 'piece'" per line (the piece's bytes, escaped where they are not printable
 // UTF-8), or with --ids the ids comma-separated on one line. --special reads special tokens
 // written in the text (<|eot_id|>) as one id each.
-#include <weft/text/tokenizer.hpp>
+#include <weft/text/load.hpp>
 
 #include <cstdio>
 #include <string>
@@ -60,7 +60,7 @@ int run(int argc, char** argv) {
     if (model_path.empty()) throw examples::UsageError("no tokenizer: pass -m PATH");
     if (!have_text) throw examples::UsageError("no text: pass -p TEXT or -f FILE");
 
-    const weft::text::Tokenizer tokenizer = weft::text::Tokenizer::from_pretrained(model_path);
+    const weft::text::Tokenizer tokenizer = weft::text::load_tokenizer(model_path);
     const std::vector<std::int32_t> ids = tokenizer.encode(text, add_bos, special);
     if (print_ids) {
         for (std::size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? "," : "", ids[i]);
