@@ -1,5 +1,13 @@
-# Builds and runs tests/consumer/project against weft, as a user would.
+# Builds and runs tests/consumer/project (or PROJECT_DIR) against weft, as a user would.
 #   -DMODE=find_package|subdirectory -DWEFT_SOURCE_DIR=... -DWEFT_BUILD_DIR=... -DWORK_DIR=...
+#   [-DPROJECT_DIR=...] [-DPROGRAMS=a;b (must be built)] [-DOPTIONAL_PROGRAMS=c (run if built)]
+if(NOT DEFINED PROJECT_DIR)
+    set(PROJECT_DIR ${WEFT_SOURCE_DIR}/tests/consumer/project)
+endif()
+if(NOT DEFINED PROGRAMS)
+    set(PROGRAMS app)
+    set(OPTIONAL_PROGRAMS app_openmp)
+endif()
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 
@@ -10,7 +18,7 @@ function(run)
     endif()
 endfunction()
 
-set(args -S ${WEFT_SOURCE_DIR}/tests/consumer/project -B ${WORK_DIR}/build -DWEFT_CONSUMER_MODE=${MODE}
+set(args -S ${PROJECT_DIR} -B ${WORK_DIR}/build -DWEFT_CONSUMER_MODE=${MODE}
          -DCMAKE_BUILD_TYPE=Release)
 if(MODE STREQUAL "find_package")
     run(${CMAKE_COMMAND} --install ${WEFT_BUILD_DIR} --prefix ${WORK_DIR}/prefix)
@@ -23,7 +31,11 @@ else()
 endif()
 run(${CMAKE_COMMAND} ${args})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/app)
-if(EXISTS ${WORK_DIR}/build/app_openmp)
-    run(${WORK_DIR}/build/app_openmp)
-endif()
+foreach(program IN LISTS PROGRAMS)
+    run(${WORK_DIR}/build/${program})
+endforeach()
+foreach(program IN LISTS OPTIONAL_PROGRAMS)
+    if(EXISTS ${WORK_DIR}/build/${program})
+        run(${WORK_DIR}/build/${program})
+    endif()
+endforeach()
