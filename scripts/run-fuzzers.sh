@@ -28,7 +28,10 @@ echo "run-fuzzers: $("$CXX" --version | head -1), ${seconds}s per target: ${targ
 # Stack traces need llvm-symbolizer; clang-NN alone does not bring llvm-symbolizer-NN, any version does.
 if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ]; then
     symbolizer=$(compgen -c llvm-symbolizer | sort -V | tail -1 || true)
-    [ -n "$symbolizer" ] && export ASAN_SYMBOLIZER_PATH="$(command -v "$symbolizer")"
+    if [ -n "$symbolizer" ]; then
+        ASAN_SYMBOLIZER_PATH=$(command -v "$symbolizer")
+        export ASAN_SYMBOLIZER_PATH
+    fi
 fi
 
 cmake -S fuzz -B "$build" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE= >/dev/null
@@ -47,7 +50,7 @@ for t in "${targets[@]}"; do
            -artifact_prefix="$build/artifacts/$t-" >"$log" 2>&1; then
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
         cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
-        echo "run-fuzzers: fuzz_$t: ok, $execs executions, $cov, corpus $(ls "$corpus" | wc -l) inputs"
+        echo "run-fuzzers: fuzz_$t: ok, $execs executions, $cov, corpus $(find "$corpus" -type f | wc -l) inputs"
     else
         status=1
         echo "run-fuzzers: fuzz_$t FOUND A BUG:"

@@ -57,7 +57,7 @@ thread)
     fi
     echo "sanitize: ThreadSanitizer with $("$CXX" --version | head -1), Archer from $llvm_lib"
     # The test programs that run OpenMP kernels (TSAN_TARGETS to choose others).
-    targets=(${TSAN_TARGETS:-weft_tests weft_tests_avx2 weft_tests_scalar})
+    read -r -a targets <<<"${TSAN_TARGETS:-weft_tests weft_tests_avx2 weft_tests_scalar}"
     flags="-O1 -g -fsanitize=thread -fno-omit-frame-pointer"
     # clang's -fopenmp links LLVM's libomp (the runtime Archer works with); the rpath makes the
     # tests load the libomp next to libarcher.so.
