@@ -128,9 +128,6 @@ weft::GenerateResult run_once(Model& model, const std::optional<weft::text::Toke
 
 template <class Model>
 int run_model(Model& model, const std::optional<weft::text::Tokenizer>& tokenizer, const Options& o, double load_s) {
-    if (o.n_generate + 1 > model.context_size())
-        throw examples::UsageError("-n " + std::to_string(o.n_generate) + " does not fit in the context of " +
-                                   std::to_string(model.context_size()) + " tokens (raise --ctx)");
     weft::sample::Sampler sampler(o.sampling);
     std::vector<std::int32_t> stop_ids = model.config().eos_ids;
 
@@ -162,6 +159,9 @@ int run_model(Model& model, const std::optional<weft::text::Tokenizer>& tokenize
     // --chat: each line on stdin is a user turn; the reply streams back; the KV cache carries the
     // conversation, so each turn only runs its own new tokens.
     if (!tokenizer) throw examples::UsageError("--chat needs the model's tokenizer");
+    if (o.n_generate + 1 > model.context_size())
+        throw examples::UsageError("-n " + std::to_string(o.n_generate) + " does not fit in the context of " +
+                                   std::to_string(model.context_size()) + " tokens (raise --ctx)");
     const std::string jinja = tokenizer->chat_template();
     if (o.chat_template.empty() && jinja.empty())
         throw examples::UsageError("the model declares no chat template; pass --chat-template llama2|llama3|llama4");
