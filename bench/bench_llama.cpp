@@ -5,7 +5,6 @@
 // $WEFT_BENCH_SHAPES (default "110m,1b") and $WEFT_BENCH_DTYPES (default "f32,bf16") choose them.
 #include <benchmark/benchmark.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -13,11 +12,11 @@
 
 #include <weft/weft.hpp>
 
+#include "ceilings.hpp"
 #include "random_model.hpp"
 
 namespace {
 
-double g_read_gbs = 0;  // the latest 2-thread BM_read_bandwidth, which runs right before each decode
 
 std::vector<std::string> split(const char* env, const char* fallback) {
     std::vector<std::string> out;
@@ -40,39 +39,20 @@ weft::Llama& model(const std::string& shape, const std::string& dtype) {
     return *slot;
 }
 
-// The decode ceiling: streaming reads of 1 GiB with the given threads.
+// The decode ceiling: streaming reads of 512 MiB with the given threads (bench/ceilings.hpp).
 void BM_read_bandwidth(benchmark::State& state) {
     weft::set_num_threads(static_cast<int>(state.range(0)));
-    static weft::Tensor<float> data(weft::Shape{weft::Index(1) << 28}, 1.0f);
-    float total = 0;
-    const auto start = std::chrono::steady_clock::now();
-    for (auto _ : state) {
-        std::vector<float> partial(16, 0.0f);
-        weft::parallel_for(data.numel(), 1 << 16, [&](weft::Index b, weft::Index e) {
-            using weft::simd::VecF;
-            VecF a0 = VecF::zero(), a1 = VecF::zero(), a2 = VecF::zero(), a3 = VecF::zero();
-            weft::Index i = b;
-            for (; i + 4 * VecF::width <= e; i += 4 * VecF::width) {
-                a0 = a0 + VecF::load(data.data() + i);
-                a1 = a1 + VecF::load(data.data() + i + VecF::width);
-                a2 = a2 + VecF::load(data.data() + i + 2 * VecF::width);
-                a3 = a3 + VecF::load(data.data() + i + 3 * VecF::width);
-            }
-            partial[static_cast<std::size_t>(b * 16 / data.numel())] = weft::simd::reduce_add((a0 + a1) + (a2 + a3));
-        });
-        for (float p : partial) total += p;
-        benchmark::DoNotOptimize(total);
-    }
-    const double bytes = static_cast<double>(data.numel()) * sizeof(float);
-    state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (state.range(0) == 2) g_read_gbs = bytes * static_cast<double>(state.iterations()) / seconds * 1e-9;
-
+    double best = 0;
+    for (auto _ : state) best = std::max(best, bench::read_bandwidth_gbs(1));
+    state.counters["GB/s"] = best;
 }
 
 void BM_decode(benchmark::State& state, std::string shape, std::string dtype) {
     weft::set_num_threads(static_cast<int>(state.range(0)));
     weft::Llama& m = model(shape, dtype);
+    // The host's bandwidth drifts within minutes: each repetition's ceiling is the best read
+    // bandwidth measured right before and right after it.
+    double ceiling = bench::read_bandwidth_gbs(3);
     m.reset();
     const std::vector<std::int32_t> prompt = {1, 15, 99, 7, 3, 300, 42, 8};
     m.forward(prompt, weft::Logits::last);
@@ -90,12 +70,13 @@ void BM_decode(benchmark::State& state, std::string shape, std::string dtype) {
         benchmark::DoNotOptimize(logits.data());
         token = (token * 31 + 7) % 1000;
     }
+    ceiling = std::max(ceiling, bench::read_bandwidth_gbs(3));
     const double bytes = static_cast<double>(m.weight_bytes_per_token());
     state.counters["tokens/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["weight_MB"] = bytes * 1e-6;
-    state.counters["read_GB/s_ceiling"] = g_read_gbs;
-    if (g_read_gbs > 0) state.counters["efficiency"] = benchmark::Counter(bytes * 1e-9 / g_read_gbs, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["read_GB/s_ceiling"] = ceiling;
+    state.counters["efficiency"] = benchmark::Counter(bytes * 1e-9 / ceiling, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_prefill(benchmark::State& state, std::string shape, std::string dtype) {
@@ -122,9 +103,6 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("BM_read_bandwidth", BM_read_bandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
     for (const std::string& shape : split(std::getenv("WEFT_BENCH_SHAPES"), "110m,1b"))
         for (const std::string& dtype : split(std::getenv("WEFT_BENCH_DTYPES"), "f32,bf16")) {
-            // The host's bandwidth drifts within minutes: measure the ceiling right before each decode.
-            benchmark::RegisterBenchmark(("BM_read_bandwidth_before/" + shape + "/" + dtype).c_str(), BM_read_bandwidth)
-                ->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
             benchmark::RegisterBenchmark(("BM_decode/" + shape + "/" + dtype).c_str(), BM_decode, shape, dtype)
                 ->Arg(2)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMillisecond);
             benchmark::RegisterBenchmark(("BM_prefill128/" + shape + "/" + dtype).c_str(), BM_prefill, shape, dtype)

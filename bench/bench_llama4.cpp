@@ -11,7 +11,6 @@
 // $WEFT_BENCH_DTYPES (default "bf16") picks f32 / bf16 / f16 weights.
 #include <benchmark/benchmark.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -20,9 +19,10 @@
 
 #include <weft/models/llama4.hpp>
 
+#include "ceilings.hpp"
+
 namespace {
 
-double g_read_gbs = 0;  // the latest 2-thread read bandwidth, measured right before each decode
 
 // Shape of the benchmark models (Scout's proportions, scaled down to run on a laptop).
 struct Shape4 {
@@ -123,35 +123,12 @@ void evict_caches() {
     benchmark::DoNotOptimize(sum);
 }
 
-// The decode ceiling: streaming reads of 1 GiB with the given threads.
-void BM_read_bandwidth(benchmark::State& state) {
-    weft::set_num_threads(static_cast<int>(state.range(0)));
-    weft::Tensor<float>& data = big_buffer();
-    float total = 0;
-    const auto start = std::chrono::steady_clock::now();
-    for (auto _ : state) {
-        std::vector<float> partial(16, 0.0f);
-        weft::parallel_for(data.numel(), 1 << 16, [&](weft::Index b, weft::Index e) {
-            using weft::simd::VecF;
-            VecF a0 = VecF::zero(), a1 = VecF::zero();
-            for (weft::Index i = b; i + 2 * VecF::width <= e; i += 2 * VecF::width) {
-                a0 = a0 + VecF::load(data.data() + i);
-                a1 = a1 + VecF::load(data.data() + i + VecF::width);
-            }
-            partial[static_cast<std::size_t>(b * 16 / data.numel())] = weft::simd::reduce_add(a0 + a1);
-        });
-        for (float p : partial) total += p;
-        benchmark::DoNotOptimize(total);
-    }
-    const double bytes = static_cast<double>(data.numel()) * sizeof(float);
-    state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (state.range(0) == 2) g_read_gbs = bytes * static_cast<double>(state.iterations()) / seconds * 1e-9;
-}
-
 void BM_decode(benchmark::State& state, std::string kind, std::string dtype) {
     weft::set_num_threads(static_cast<int>(state.range(0)));
     weft::Llama4& m = model(kind, dtype);
+    // The host's bandwidth drifts within minutes: each repetition's ceiling is the best read
+    // bandwidth measured right before and right after it (bench/ceilings.hpp).
+    double ceiling = bench::read_bandwidth_gbs(3);
     m.reset();
     const std::vector<std::int32_t> prompt = {1, 15, 99, 7, 3, 300, 42, 8};
     m.forward(prompt, weft::Logits::last);
@@ -171,13 +148,13 @@ void BM_decode(benchmark::State& state, std::string kind, std::string dtype) {
         benchmark::DoNotOptimize(logits.data());
         token = (token * 31 + 7) % 16000;  // different tokens route to different experts
     }
+    ceiling = std::max(ceiling, bench::read_bandwidth_gbs(3));
     const double bytes = static_cast<double>(m.weight_bytes_per_token());
     state.counters["tokens/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["active_MB/token"] = bytes * 1e-6;
-    state.counters["read_GB/s_ceiling"] = g_read_gbs;
-    if (g_read_gbs > 0)
-        state.counters["efficiency"] = benchmark::Counter(bytes * 1e-9 / g_read_gbs, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["read_GB/s_ceiling"] = ceiling;
+    state.counters["efficiency"] = benchmark::Counter(bytes * 1e-9 / ceiling, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_prefill(benchmark::State& state, std::string kind, std::string dtype) {
@@ -206,8 +183,6 @@ std::vector<std::string> split(const char* env, const char* fallback) {
 int main(int argc, char** argv) {
     for (const std::string& dtype : split(std::getenv("WEFT_BENCH_DTYPES"), "bf16"))
         for (const std::string kind : {"moe16", "dense"}) {
-            benchmark::RegisterBenchmark(("BM_read_bandwidth_before/" + kind + "/" + dtype).c_str(), BM_read_bandwidth)
-                ->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
             benchmark::RegisterBenchmark(("BM_decode/" + kind + "/" + dtype).c_str(), BM_decode, kind, dtype)
                 ->Arg(2)->UseRealTime()->MinTime(2.0)->Unit(benchmark::kMillisecond);
             benchmark::RegisterBenchmark(("BM_prefill128/" + kind + "/" + dtype).c_str(), BM_prefill, kind, dtype)

@@ -64,4 +64,40 @@ void parallel_for(std::ptrdiff_t n, std::ptrdiff_t grain, Body&& body) {
 #endif
 }
 
+// Like parallel_for, but threads claim chunks as they go: large ones first (a share of what is
+// left), then smaller, down to `grain`. For memory-bound loops (decoding's matrix × vector),
+// where one core often streams faster than the other and fixed halves would leave it waiting.
+// Which thread runs a chunk varies from run to run; what body computes for an index must not
+// depend on it (chunk boundaries are multiples of `grain`, but their sizes vary).
+template <class Body>
+void parallel_for_guided(std::ptrdiff_t n, std::ptrdiff_t grain, Body&& body) {
+    if (n <= 0) return;
+    grain = std::max<std::ptrdiff_t>(grain, 1);
+    const std::ptrdiff_t blocks = (n + grain - 1) / grain;
+    int threads = static_cast<int>(std::min<std::ptrdiff_t>(num_threads(), blocks));
+#if defined(_OPENMP)
+    if (omp_in_parallel()) threads = 1;
+#endif
+    if (threads <= 1) {
+        body(std::ptrdiff_t{0}, n);
+        return;
+    }
+#if defined(_OPENMP)
+    std::atomic<std::ptrdiff_t> next{0};  // first block not yet claimed
+#pragma omp parallel num_threads(threads)
+    {
+        const std::ptrdiff_t nt = omp_get_num_threads();
+        std::ptrdiff_t first = next.load(std::memory_order_relaxed);
+        while (first < blocks) {
+            const std::ptrdiff_t size = std::max<std::ptrdiff_t>(1, (blocks - first) / (2 * nt));
+            if (!next.compare_exchange_weak(first, first + size, std::memory_order_relaxed)) continue;
+            body(first * grain, std::min(n, (first + size) * grain));
+            first = next.load(std::memory_order_relaxed);
+        }
+    }
+#else
+    body(std::ptrdiff_t{0}, n);
+#endif
+}
+
 }  // namespace weft

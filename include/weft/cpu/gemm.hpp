@@ -219,19 +219,22 @@ inline float* scratch(int slot, std::size_t floats) {
     return buffers[slot].get(floats);
 }
 
-// Runs body(begin, end) under weft::parallel_for and rethrows, on the calling thread, the first
-// exception a worker raised (OpenMP regions must not throw).
+// Runs body(begin, end) under weft::parallel_for (or, with `guided`, parallel_for_guided) and
+// rethrows, on the calling thread, the first exception a worker raised (OpenMP regions must not
+// throw).
 template <class Body>
-void parallel_chunks(index n, index grain, Body&& body) {
+void parallel_chunks(index n, index grain, Body&& body, bool guided = false) {
     std::exception_ptr error;
     std::once_flag once;
-    parallel_for(n, grain, [&](index begin, index end) {
+    auto guarded = [&](index begin, index end) {
         try {
             body(begin, end);
         } catch (...) {
             std::call_once(once, [&] { error = std::current_exception(); });
         }
-    });
+    };
+    if (guided) parallel_for_guided(n, grain, guarded);
+    else parallel_for(n, grain, guarded);
     if (error) std::rethrow_exception(error);
 }
 

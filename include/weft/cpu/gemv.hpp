@@ -160,8 +160,9 @@ void gemv_nt_group(std::int64_t M, std::int64_t K, const float* x, std::int64_t 
         for (; n + 8 <= end; n += 8) detail::gemv_rows<8>(M, K, x, ldx, p.w, n, p.out, p.ldo);
         for (; n < end; ++n) detail::gemv_rows<1>(M, K, x, ldx, p.w, n, p.out, p.ldo);
     };
-    // Threads take runs of the concatenated rows (multiples of 64): each output has one thread.
-    parallel_for(total, 64, [&](std::int64_t begin, std::int64_t end) {
+    // Threads claim runs of the concatenated rows (multiples of 32) as they go: each output is
+    // computed by one thread, the same way whichever thread it is.
+    parallel_for_guided(total, 32, [&](std::int64_t begin, std::int64_t end) {
         std::int64_t first = 0;  // first concatenated row of the current part
         for (const auto& p : parts) {
             const std::int64_t b = std::max(begin, first), e = std::min(end, first + p.n);

@@ -29,4 +29,14 @@ inline void scale_add(float* y, float scale, float alpha, const float* x, std::i
     for (; i < n; ++i) y[i] = std::fma(alpha, x[i], y[i] * scale);
 }
 
+// Asks for the cache lines of n floats at p ahead of use (a hint: p may point past the data).
+inline void prefetch_floats(const float* p, std::int64_t n) {
+#if defined(__GNUC__)
+    for (std::int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 }  // namespace weft::cpu

@@ -9,6 +9,7 @@
 
 #include "weft/core/threading.hpp"
 #include "weft/cpu/gemm.hpp"
+#include "weft/cpu/gemm16_amx.hpp"
 #include "weft/cpu/gemv.hpp"
 #include "weft/cpu/quant_matmul.hpp"
 #include "weft/cpu/simd.hpp"
@@ -122,7 +123,8 @@ public:
     }
 
     // Batches up to this size (decoding) stream 16-bit weights through a GEMV that widens them in
-    // registers; larger ones (prefill) widen panels for the packed GEMM.
+    // registers; larger ones (prefill) take AMX-BF16 tiles where the CPU has them
+    // (cpu/gemm16_amx.hpp), else widen panels for the packed f32 GEMM.
     static constexpr Index gemv_max_rows = 8;
 
 private:
@@ -140,8 +142,17 @@ private:
 
     template <class W>
     static void multiply(Index M, Index N, Index K, const float* x, Index ldx, const W* w, float* out) {
-        if (M <= gemv_max_rows) cpu::gemv_nt(M, N, K, x, ldx, w, out, N);
-        else detail::matmul_nt_widened(M, N, K, x, ldx, w, out, N);
+        if (M <= gemv_max_rows) {
+            cpu::gemv_nt(M, N, K, x, ldx, w, out, N);
+            return;
+        }
+#if defined(WEFT_GEMM16_AMX)
+        if (cpu::gemm16_amx_available()) {
+            cpu::gemm16_amx(M, N, K, x, ldx, w, out, N);
+            return;
+        }
+#endif
+        detail::matmul_nt_widened(M, N, K, x, ldx, w, out, N);
     }
 
     Weight weight_, bias_;
