@@ -1,9 +1,11 @@
 // weft-bench: prompt-processing and generation speed of a model, in a table like llama-bench's.
-//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json]
+//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json] [--device cpu|cuda]
 // ppN: one forward of N prompt tokens from an empty cache; tgN: N single-token decodes from an
 // empty cache. Each figure is the mean ± standard deviation of -r runs after one warm-up run.
 // Generation reads every weight once per token, so it is also given as GB/s next to the DRAM
-// read bandwidth measured right before it (the ceiling), and their ratio.
+// read bandwidth measured right before it (the ceiling), and their ratio. --device cuda runs a Llama
+// 2/3/3.x on the GPU (builds with the CUDA backend); its ceiling is a device-to-device copy (GB/s
+// read + written), and each token's logits are copied back to the host, as generation does.
 #include <weft/weft.hpp>
 
 #include <cmath>
@@ -13,13 +15,14 @@
 
 #include "../bench/ceilings.hpp"
 #include "common.hpp"
+#include "model.hpp"
 
 namespace {
 
-const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json]";
+const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json] [--device cpu|cuda]";
 
 struct Result {
-    std::string model, test;
+    std::string model, test, backend;
     double bytes = 0, params = 0;
     int threads = 0, n_prompt = 0, n_gen = 0;
     std::vector<double> samples;  // tokens/s of each run
@@ -57,14 +60,16 @@ std::vector<std::int32_t> prompt_tokens(int n, weft::Index vocab) {
     return ids;
 }
 
-double time_prompt(weft::Llama& model, const std::vector<std::int32_t>& ids) {
+template <class Model>
+double time_prompt(Model& model, const std::vector<std::int32_t>& ids) {
     model.reset();
     const auto start = std::chrono::steady_clock::now();
     model.forward(ids, weft::Logits::last);
     return static_cast<double>(ids.size()) / examples::seconds_since(start);
 }
 
-double time_generation(weft::Llama& model, int n) {
+template <class Model>
+double time_generation(Model& model, int n) {
     model.reset();
     std::int32_t token = 1;
     const auto start = std::chrono::steady_clock::now();
@@ -75,6 +80,12 @@ double time_generation(weft::Llama& model, int n) {
     return n / examples::seconds_since(start);
 }
 
+// The ceiling of generation: DRAM read bandwidth (CPU) or a device-to-device copy (CUDA).
+double ceiling_gbs(weft::Llama&) { return bench::read_bandwidth_gbs(2); }
+#if WEFT_EXAMPLES_CUDA
+double ceiling_gbs(examples::CudaLlama& model) { return model.copy_bandwidth_gbs(); }
+#endif
+
 std::string human_bytes(double b) {
     char s[32];
     std::snprintf(s, sizeof s, b >= double(1 << 30) ? "%.2f GiB" : "%.1f MiB", b >= double(1 << 30) ? b / double(1 << 30) : b / double(1 << 20));
@@ -82,9 +93,9 @@ std::string human_bytes(double b) {
 }
 
 void print_json(const Result& r) {
-    std::printf("{\"model\": \"%s\", \"size_bytes\": %.0f, \"n_params\": %.0f, \"threads\": %d, \"test\": \"%s\", "
+    std::printf("{\"model\": \"%s\", \"size_bytes\": %.0f, \"n_params\": %.0f, \"backend\": \"%s\", \"threads\": %d, \"test\": \"%s\", "
                 "\"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
-                r.model.c_str(), r.bytes, r.params, r.threads, r.test.c_str(), r.n_prompt, r.n_gen, r.mean(), r.sd());
+                r.model.c_str(), r.bytes, r.params, r.backend.c_str(), r.threads, r.test.c_str(), r.n_prompt, r.n_gen, r.mean(), r.sd());
     for (std::size_t i = 0; i < r.samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", r.samples[i]);
     std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f}\n", r.weight_bytes_per_token,
                 r.gbs(), r.ceiling_gbs);
@@ -98,15 +109,52 @@ void print_row(const Result& r) {
         std::snprintf(s, sizeof s, "%.1f / %.1f GB/s (%.0f%%)", r.gbs(), r.ceiling_gbs, 100 * r.gbs() / r.ceiling_gbs);
         bandwidth = s;
     }
-    std::printf("| %-28s | %10s | %7.2f B | %7d | %6s | %14.2f ± %-6.2f | %-28s |\n", r.model.c_str(), human_bytes(r.bytes).c_str(),
-                r.params * 1e-9, r.threads, r.test.c_str(), r.mean(), r.sd(), bandwidth.c_str());
+    std::printf("| %-28s | %10s | %7.2f B | %7s | %7d | %6s | %14.2f ± %-6.2f | %-28s |\n", r.model.c_str(), human_bytes(r.bytes).c_str(),
+                r.params * 1e-9, r.backend.c_str(), r.threads, r.test.c_str(), r.mean(), r.sd(), bandwidth.c_str());
     std::fflush(stdout);
+}
+
+// ppN and tgN of one loaded model (weft::Llama or CudaLlama), printed as rows or JSON lines.
+template <class Model>
+void bench_model(Model& model, const char* backend, const std::string& path, int n_prompt, int n_gen, int repeats, int threads,
+                 bool json) {
+    Result base;
+    base.model = std::filesystem::path(path).filename().string();
+    if (base.model.empty()) base.model = std::filesystem::path(path).parent_path().filename().string();
+    base.bytes = model_file_bytes(path);
+    base.params = parameter_count(model.config());
+    base.backend = backend;
+    base.threads = threads;
+    base.weight_bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
+    if (n_prompt > 0) {
+        Result r = base;
+        r.test = "pp" + std::to_string(n_prompt);
+        r.n_prompt = n_prompt;
+        const auto ids = prompt_tokens(n_prompt, model.config().vocab_size);
+        time_prompt(model, ids);  // warm-up
+        for (int i = 0; i < repeats; ++i) r.samples.push_back(time_prompt(model, ids));
+        json ? print_json(r) : print_row(r);
+    }
+    if (n_gen > 0) {
+        Result r = base;
+        r.test = "tg" + std::to_string(n_gen);
+        r.n_gen = n_gen;
+        time_generation(model, n_gen);  // warm-up
+        double ceiling = 0;
+        for (int i = 0; i < repeats; ++i) {
+            ceiling += ceiling_gbs(model);
+            r.samples.push_back(time_generation(model, n_gen));
+        }
+        r.ceiling_gbs = ceiling / repeats;
+        json ? print_json(r) : print_row(r);
+    }
 }
 
 int run(int argc, char** argv) {
     std::vector<std::string> models;
     int n_prompt = 128, n_gen = 64, repeats = 3, threads = weft::num_threads();
     bool json = false;
+    examples::Device device = examples::Device::cpu;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "-m" || a == "--model") models.push_back(examples::flag_value(argc, argv, i));
@@ -115,6 +163,7 @@ int run(int argc, char** argv) {
         else if (a == "-t" || a == "--threads") threads = examples::parse_number<int>(a, examples::flag_value(argc, argv, i));
         else if (a == "-r" || a == "--repetitions") repeats = examples::parse_number<int>(a, examples::flag_value(argc, argv, i));
         else if (a == "--json") json = true;
+        else if (a == "--device" || a == "-dev") device = examples::parse_device(a, examples::flag_value(argc, argv, i));
         else if (a == "-h" || a == "--help") {
             std::puts(usage);
             return 0;
@@ -126,44 +175,25 @@ int run(int argc, char** argv) {
     if (repeats < 1) throw examples::UsageError("-r must be >= 1");
     if (threads < 1) throw examples::UsageError("-t must be >= 1");
     weft::set_num_threads(threads);
+    examples::require_device(device);
 
     if (!json) {
-        std::printf("| %-28s | %10s | %9s | %7s | %6s | %23s | %-28s |\n", "model", "size", "params", "threads", "test", "t/s",
-                    "generation GB/s / ceiling");
-        std::printf("| %s | %s: | %s: | %s: | %s: | %s: | %s |\n", std::string(28, '-').c_str(), std::string(9, '-').c_str(),
-                    std::string(8, '-').c_str(), std::string(6, '-').c_str(), std::string(5, '-').c_str(), std::string(22, '-').c_str(),
-                    std::string(28, '-').c_str());
+        std::printf("| %-28s | %10s | %9s | %7s | %7s | %6s | %23s | %-28s |\n", "model", "size", "params", "backend", "threads", "test",
+                    "t/s", "generation GB/s / ceiling");
+        std::printf("| %s | %s: | %s: | %s | %s: | %s: | %s: | %s |\n", std::string(28, '-').c_str(), std::string(9, '-').c_str(),
+                    std::string(8, '-').c_str(), std::string(7, '-').c_str(), std::string(6, '-').c_str(), std::string(5, '-').c_str(),
+                    std::string(22, '-').c_str(), std::string(28, '-').c_str());
     }
     for (const std::string& path : models) {
-        weft::Llama model = weft::Llama::from_pretrained(path, std::max(n_prompt, n_gen) + 1);
-        Result base;
-        base.model = std::filesystem::path(path).filename().string();
-        if (base.model.empty()) base.model = std::filesystem::path(path).parent_path().filename().string();
-        base.bytes = model_file_bytes(path);
-        base.params = parameter_count(model.config());
-        base.threads = threads;
-        base.weight_bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
-        if (n_prompt > 0) {
-            Result r = base;
-            r.test = "pp" + std::to_string(n_prompt);
-            r.n_prompt = n_prompt;
-            const auto ids = prompt_tokens(n_prompt, model.config().vocab_size);
-            time_prompt(model, ids);  // warm-up
-            for (int i = 0; i < repeats; ++i) r.samples.push_back(time_prompt(model, ids));
-            json ? print_json(r) : print_row(r);
-        }
-        if (n_gen > 0) {
-            Result r = base;
-            r.test = "tg" + std::to_string(n_gen);
-            r.n_gen = n_gen;
-            time_generation(model, n_gen);  // warm-up
-            double ceiling = 0;
-            for (int i = 0; i < repeats; ++i) {
-                ceiling += bench::read_bandwidth_gbs(2);
-                r.samples.push_back(time_generation(model, n_gen));
-            }
-            r.ceiling_gbs = ceiling / repeats;
-            json ? print_json(r) : print_row(r);
+        const weft::Index context = std::max(n_prompt, n_gen) + 1;
+        if (device == examples::Device::cuda) {
+#if WEFT_EXAMPLES_CUDA
+            examples::CudaLlama model = examples::CudaLlama::load(path, context);
+            bench_model(model, "cuda", path, n_prompt, n_gen, repeats, threads, json);
+#endif
+        } else {
+            weft::Llama model = weft::Llama::from_pretrained(path, context);
+            bench_model(model, "cpu", path, n_prompt, n_gen, repeats, threads, json);
         }
     }
     return 0;

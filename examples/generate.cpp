@@ -1,8 +1,9 @@
 // weft-generate: run a Llama model on a prompt and stream the generated text.
 //   weft-generate [-m PATH] (-p TEXT | -f FILE | --tokens 1,2,3 | --chat) [-n N] [sampling flags]
-//                 [--seed S] [-t THREADS] [--ctx N] [--print-ids] [--no-bos] [--special]
+//                 [--seed S] [-t THREADS] [--ctx N] [--print-ids] [--no-bos] [--special] [--device cpu|cuda]
 // PATH is a GGUF file or a Hugging Face directory (Llama 2/3/3.x or Llama 4); without -m, the demo
 // model shipped in models/demo/. Text goes to stdout as it is generated; timings to stderr.
+// --device cuda runs a Llama 2/3/3.x on the GPU (builds with the CUDA backend; examples/cuda/device.hpp).
 #include <weft/weft.hpp>
 #include <weft/sample/generate.hpp>
 #include <weft/sample/sampler.hpp>
@@ -24,13 +25,14 @@ const char* usage =
     "usage: weft-generate [-m PATH] (-p TEXT | -f FILE | --tokens 1,2,3 | --chat) [-n N] [--temp F] [--top-k N] [--top-p F]\n"
     "                     [--min-p F] [--repeat-penalty F] [--repeat-last-n N] [--frequency-penalty F] [--presence-penalty F]\n"
     "                     [--seed S] [-t THREADS] [--ctx N] [--print-ids] [--no-bos] [--special]\n"
-    "                     [--chat-template llama2|llama3|llama4] [--system TEXT]\n"
+    "                     [--chat-template llama2|llama3|llama4] [--system TEXT] [--device cpu|cuda]\n"
     "  without -m: the demo model " WEFT_DEMO_MODEL;
 
 struct Options {
     std::string model_path = WEFT_DEMO_MODEL, prompt, prompt_file, ids_text, chat_template, system;
     long n_generate = 64, context = 0;
     bool print_ids = false, no_bos = false, special = false, chat = false;
+    examples::Device device = examples::Device::cpu;
     weft::sample::SamplerOptions sampling;
 };
 
@@ -67,6 +69,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--print-ids") o.print_ids = true;
         else if (a == "--no-bos") o.no_bos = true;
         else if (a == "--special") o.special = true;
+        else if (a == "--device" || a == "-dev") o.device = examples::parse_device(a, flag_value(argc, argv, i));
         else if (a == "-h" || a == "--help") throw examples::UsageError("help");
         else throw examples::UsageError("unknown argument '" + a + "'");
     }
@@ -201,9 +204,10 @@ int run_model(Model& model, const std::optional<weft::text::Tokenizer>& tokenize
 
 int run(int argc, char** argv) {
     const Options o = parse(argc, argv);
+    examples::require_device(o.device);
     examples::prefetch_model(o.model_path);
     const auto t_load = std::chrono::steady_clock::now();
-    return examples::with_model(o.model_path, o.context, [&](auto& model) {
+    return examples::with_device_model(o.device, o.model_path, o.context, [&](auto& model) {
         const auto tokenizer = examples::model_tokenizer(o.model_path);
         return run_model(model, tokenizer, o, examples::seconds_since(t_load));
     });

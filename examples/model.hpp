@@ -1,6 +1,7 @@
 // examples/model.hpp — opens the model at a path as the class its architecture needs (weft::Llama
-// for Llama 2/3/3.x, weft::Llama4 for Llama 4; GGUF files or Hugging Face directories) and its
-// tokenizer when the files carry one. Not part of the library.
+// for Llama 2/3/3.x, weft::Llama4 for Llama 4; GGUF files or Hugging Face directories; on the CPU or,
+// with --device cuda, as examples::CudaLlama) and its tokenizer when the files carry one. Not part of
+// the library.
 #pragma once
 
 #include <weft/weft.hpp>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.hpp"
+#include "cuda/device.hpp"
 
 namespace examples {
 
@@ -44,6 +46,33 @@ decltype(auto) with_model(const std::string& path, weft::Index context, F&& f) {
     if (arch != "llama") throw std::runtime_error("'" + path + "' holds a '" + arch + "' model; weft runs llama and llama4");
     weft::Llama model = weft::Llama::from_pretrained(path, context);
     return f(model);
+}
+
+// Fails early (before a model is read) when `device` cannot be used by this build on this machine.
+inline void require_device(Device device) {
+    if (device != Device::cuda) return;
+#if WEFT_EXAMPLES_CUDA
+    CudaLlama::require_device();
+#else
+    throw std::runtime_error("built without the CUDA backend (--device cuda); configure weft with -DWEFT_CUDA=ON");
+#endif
+}
+
+// Calls f(model) with the model at `path` on `device`: weft::Llama or weft::Llama4 (with_model) on
+// the CPU, a CudaLlama on the GPU (Llama 2/3/3.x only).
+template <class F>
+decltype(auto) with_device_model(Device device, const std::string& path, weft::Index context, F&& f) {
+    if (device == Device::cuda) {
+        require_device(device);
+#if WEFT_EXAMPLES_CUDA
+        const std::string arch = model_architecture(path);
+        if (arch != "llama")
+            throw std::runtime_error("'" + path + "' holds a '" + arch + "' model; the CUDA backend runs llama (use --device cpu)");
+        CudaLlama model = CudaLlama::load(path, context);
+        return f(model);
+#endif
+    }
+    return with_model(path, context, std::forward<F>(f));
 }
 
 // The tokenizer stored with the model, or nullopt when there is none (a GGUF file without

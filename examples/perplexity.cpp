@@ -1,7 +1,8 @@
 // weft-perplexity: perplexity of a model on a token sequence, over one window of at most --ctx
 // tokens: exp of the mean negative log-likelihood of each token given the ones before it.
-//   weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy]
+//   weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy] [--device cpu|cuda]
 // -f reads a text file and tokenizes it with the model's tokenizer (BOS first when the model adds one).
+// --device cuda runs a Llama 2/3/3.x on the GPU (builds with the CUDA backend).
 #include <weft/weft.hpp>
 
 #include <cmath>
@@ -12,11 +13,12 @@
 
 namespace {
 
-const char* usage = "usage: weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy]";
+const char* usage = "usage: weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy] [--device cpu|cuda]";
 
 int run(int argc, char** argv) {
     std::string model_path, tokens_file, text_file, save_path;
     long context = 0;
+    examples::Device device = examples::Device::cpu;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "-m" || a == "--model") model_path = examples::flag_value(argc, argv, i);
@@ -25,6 +27,7 @@ int run(int argc, char** argv) {
         else if (a == "--ctx" || a == "-c") context = examples::parse_number<long>(a, examples::flag_value(argc, argv, i));
         else if (a == "-t" || a == "--threads") weft::set_num_threads(examples::parse_number<int>(a, examples::flag_value(argc, argv, i)));
         else if (a == "--save-logits") save_path = examples::flag_value(argc, argv, i);
+        else if (a == "--device" || a == "-dev") device = examples::parse_device(a, examples::flag_value(argc, argv, i));
         else if (a == "-h" || a == "--help") {
             std::puts(usage);
             return 0;
@@ -33,6 +36,7 @@ int run(int argc, char** argv) {
     if (model_path.empty()) throw examples::UsageError("no model: pass -m PATH");
     if (context < 0) throw examples::UsageError("--ctx must be >= 0");
     if (tokens_file.empty() == text_file.empty()) throw examples::UsageError("pass one input: --tokens-file F (ids) or -f TEXT");
+    examples::require_device(device);
     std::vector<std::int32_t> ids;
     if (!tokens_file.empty()) {
         ids = examples::parse_ids(examples::read_file(tokens_file), tokens_file);
@@ -44,7 +48,7 @@ int run(int argc, char** argv) {
     }
     if (ids.size() < 2) throw examples::UsageError("perplexity needs at least 2 tokens, got " + std::to_string(ids.size()));
 
-    return examples::with_model(model_path, context, [&](auto& model) {
+    return examples::with_device_model(device, model_path, context, [&](auto& model) {
         if (static_cast<weft::Index>(ids.size()) > model.context_size()) ids.resize(static_cast<std::size_t>(model.context_size()));
         if (ids.size() < 2)
             throw examples::UsageError("a context of " + std::to_string(model.context_size()) + " token holds too few tokens to score");

@@ -56,10 +56,11 @@ private:
     std::string path_;
 };
 
-// A broken invariant: libFuzzer reports it as a crash, with the input saved.
+// A broken invariant: libFuzzer reports it as a crash (the trap's SIGILL), with the input saved.
 [[noreturn]] inline void invariant_failed(const char* what, const char* file, int line) {
     std::fprintf(stderr, "weft fuzz: invariant broken at %s:%d: %s\n", file, line, what);
-    std::abort();
+    std::fflush(stderr);
+    __builtin_trap();
 }
 
 }  // namespace weft_fuzz

@@ -114,6 +114,7 @@ inline std::vector<std::int32_t> read_ids(const std::string& path) {
 // A CPU weft::Llama over the same host weights (which must be f32/f16/bf16; `keep` holds copies).
 inline weft::Llama cpu_llama(const wc::LlamaWeights& w, Index context) {
     const weft::LlamaConfig& c = w.config;
+    if (!w.rope_factors.empty()) weft::fail("cpu_llama: weights with rope_factors (GGUF rope_freqs): load the file with weft::Llama");
     namespace nn = weft::nn;
     std::vector<weft::LlamaLayer> layers;
     const nn::AttentionConfig ac{c.n_heads, c.n_kv_heads, c.head_dim, true, c.rope.pairing, 0};
@@ -122,7 +123,7 @@ inline weft::Llama cpu_llama(const wc::LlamaWeights& w, Index context) {
         layer.attn_norm = nn::RMSNorm(L.attn_norm, c.norm_eps);
         layer.attention = nn::Attention(ac, nn::Linear(L.wq, L.bq), nn::Linear(L.wk, L.bk), nn::Linear(L.wv, L.bv), nn::Linear(L.wo, L.bo));
         layer.ffn_norm = nn::RMSNorm(L.ffn_norm, c.norm_eps);
-        layer.mlp = nn::SwiGLU(nn::Linear(L.gate), nn::Linear(L.up), nn::Linear(L.down));
+        layer.mlp = nn::SwiGLU(nn::Linear(L.gate, L.bgate), nn::Linear(L.up, L.bup), nn::Linear(L.down, L.bdown));
         layers.push_back(std::move(layer));
     }
     return weft::Llama(c, nn::Embedding(w.embedding), std::move(layers), nn::RMSNorm(w.final_norm, c.norm_eps), nn::Linear(w.lm_head), context,
@@ -132,7 +133,7 @@ inline weft::Llama cpu_llama(const wc::LlamaWeights& w, Index context) {
 // A copy of `w` with every weight dequantized to f32 (for the CPU, which reads float weights only).
 inline wc::LlamaWeights dequantized_copy(const wc::LlamaWeights& w) {
     auto store = std::make_shared<std::vector<Tensor<float>>>();
-    store->reserve(4 + 13 * w.layers.size());
+    store->reserve(4 + 16 * w.layers.size());
     auto f32 = [&](const weft::Weight& x) {
         if (x.empty()) return weft::Weight{};
         store->push_back(dequantized(x));
@@ -140,12 +141,13 @@ inline wc::LlamaWeights dequantized_copy(const wc::LlamaWeights& w) {
     };
     wc::LlamaWeights out;
     out.config = w.config;
+    out.rope_factors = w.rope_factors;
     out.embedding = f32(w.embedding);
     out.final_norm = f32(w.final_norm);
     out.lm_head = w.lm_head.data == w.embedding.data ? out.embedding : f32(w.lm_head);
     for (const wc::LlamaLayerWeights& L : w.layers) {
         out.layers.push_back({f32(L.attn_norm), f32(L.wq), f32(L.wk), f32(L.wv), f32(L.wo), f32(L.bq), f32(L.bk), f32(L.bv), f32(L.bo),
-                              f32(L.ffn_norm), f32(L.gate), f32(L.up), f32(L.down)});
+                              f32(L.ffn_norm), f32(L.gate), f32(L.up), f32(L.down), f32(L.bgate), f32(L.bup), f32(L.bdown)});
     }
     out.keep_alive = std::shared_ptr<const void>(store, store.get());
     return out;

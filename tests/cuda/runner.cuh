@@ -1,6 +1,7 @@
 // tests/cuda/runner.cuh — a tiny test runner for the CUDA tests (doctest's spelling: TEST_CASE,
 // CHECK, REQUIRE, MESSAGE), so that the suite needs nothing but nvcc and can skip cleanly when the
-// machine has no CUDA device: main() prints "no CUDA device: skipping N tests" and exits 0.
+// machine has no CUDA device: main() runs only the HOST_TEST_CASEs (host-side code of the backend,
+// no device call), prints "no CUDA device: N tests skipped" and exits 0 (or --skip-exit-code).
 #pragma once
 
 #include <cstdio>
@@ -15,6 +16,7 @@ namespace weft_cuda_test {
 struct TestCase {
     std::string name;
     void (*run)();
+    bool host_only = false;  // runs without a device
 };
 
 struct State {
@@ -28,7 +30,7 @@ inline State& state() {
 }
 
 struct Register {
-    Register(const char* name, void (*run)()) { state().tests.push_back({name, run}); }
+    Register(const char* name, void (*run)(), bool host_only = false) { state().tests.push_back({name, run, host_only}); }
 };
 
 // Thrown by REQUIRE to end the test case.
@@ -53,6 +55,12 @@ std::string concat(const Parts&... parts) {
 #define TEST_CASE(name)                                                                                                  \
     static void WEFT_TEST_CAT(weft_test_fn_, __LINE__)();                                                                \
     static ::weft_cuda_test::Register WEFT_TEST_CAT(weft_test_reg_, __LINE__)(name, &WEFT_TEST_CAT(weft_test_fn_, __LINE__)); \
+    static void WEFT_TEST_CAT(weft_test_fn_, __LINE__)()
+
+// A test of host-side code only (loaders, configuration): it runs on machines without a device too.
+#define HOST_TEST_CASE(name)                                                                                             \
+    static void WEFT_TEST_CAT(weft_test_fn_, __LINE__)();                                                                \
+    static ::weft_cuda_test::Register WEFT_TEST_CAT(weft_test_reg_, __LINE__)(name, &WEFT_TEST_CAT(weft_test_fn_, __LINE__), true); \
     static void WEFT_TEST_CAT(weft_test_fn_, __LINE__)()
 
 #define CHECK(cond)                                                                             \

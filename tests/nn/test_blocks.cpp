@@ -43,7 +43,8 @@ double linear_error(Index M, Index N, Index K, bool bias) {
 }  // namespace
 
 TEST_CASE("Linear matches the double reference for f32, f16 and bf16 weights, with and without bias") {
-    for (auto [M, N, K] : {std::array<Index, 3>{1, 7, 33}, {3, 65, 31}, {17, 33, 257}, {40, 130, 64}}) {
+    for (const auto& size : {std::array<Index, 3>{1, 7, 33}, {3, 65, 31}, {17, 33, 257}, {40, 130, 64}}) {
+        const Index M = size[0], N = size[1], K = size[2];  // named copies: clang 14's CAPTURE cannot take bindings
         CAPTURE(M);
         CAPTURE(N);
         CAPTURE(K);
@@ -261,7 +262,8 @@ std::vector<double> reference_attention(const Tensor<float>& q, const Tensor<flo
 }  // namespace
 
 TEST_CASE("attend matches naive attention for MHA, GQA and MQA, causal and chunked") {
-    for (auto [H, KV, D, chunk] : {std::array<Index, 4>{4, 4, 16, 0}, {12, 3, 80, 0}, {6, 1, 33, 0}, {4, 2, 24, 5}}) {
+    for (const auto& size : {std::array<Index, 4>{4, 4, 16, 0}, {12, 3, 80, 0}, {6, 1, 33, 0}, {4, 2, 24, 5}}) {
+        const Index H = size[0], KV = size[1], D = size[2], chunk = size[3];  // named copies, for clang 14's CAPTURE
         CAPTURE(H);
         CAPTURE(KV);
         CAPTURE(chunk);

@@ -47,7 +47,9 @@ TEST_CASE("a tokenizer stored in GGUF metadata encodes and decodes exactly like 
         const json& entry = golden()["tokenizers"][variant];
         vocabularies.emplace_back(variant, byte_level_vocabulary(variant_json(entry), entry["pre"].get<std::string>()));
     }
-    for (const auto& [name, v] : vocabularies) {
+    for (const auto& named : vocabularies) {
+        const std::string& name = named.first;  // a named reference: clang 14's INFO cannot capture a structured binding
+        const Vocabulary& v = named.second;
         INFO(name);
         const Tokenizer direct(v, name);
         const Tokenizer loaded = weft::text::load_tokenizer(write_gguf(dir, name + ".gguf", v));

@@ -261,6 +261,22 @@ TEST_CASE("SentencePiece without byte tokens emits one <unk> for a run of unknow
     CHECK(t.decode(Ids{3, 4, 0, 4}) == "a \xE2\x81\x87 a");
 }
 
+TEST_CASE("SentencePiece pieces stored as bytes that are not UTF-8 decode with U+FFFD, so decode() stays valid UTF-8") {
+    // Found by fuzz/fuzz_sentencepiece_model (fuzz/corpus/sentencepiece_model/invalid-utf8-piece.model):
+    // a tokenizer.model or GGUF vocabulary may hold any bytes as a piece's text.
+    const std::string sp = "\xE2\x96\x81", bad = "\xEF\xBF\xBD";
+    Tokenizer t(tiny_spm({{sp, -1, 1}, {"a", -2, 1}, {"\xE2\x96\xC1" "and", -3, 1}, {"<\xFF>", 0, 3}}));
+    CHECK(t.decode(Ids{4, 5}) == "a" + bad + bad + bad + "and");
+    CHECK(t.decode(Ids{6, 4}) == "<" + bad + ">a");
+    CHECK(t.decode(Ids{6, 4}, true) == "a");
+    StreamDecoder s(t);
+    std::string streamed;
+    for (std::int32_t id : Ids{4, 5, 6}) streamed += s.push(id);
+    streamed += s.flush();
+    CHECK(streamed == t.decode(Ids{4, 5, 6}));
+    CHECK(weft::text::detail::is_valid_utf8(streamed));
+}
+
 TEST_CASE("byte-level BPE applies the listed merges by rank, and emits a whole-token piece at once under ignore_merges") {
     // Merges "b c" before "a b": abc → a + bc.
     Tokenizer t(tiny_byte_level({"ab", "bc", "abc"}, {"b c", "a b"}, "gpt2"));

@@ -1,5 +1,6 @@
-// weft/cuda/llama.cuh — weft::cuda::Llama: models/llama.hpp on one GPU. Weights copied once in their
-// stored dtype; KV cache, RoPE table and activations on the device. forward() runs prompts (cuBLAS);
+// weft/cuda/llama.cuh — weft::cuda::Llama: models/llama.hpp on one GPU, from a Hugging Face directory
+// or a GGUF file. Weights copied once in their stored dtype; KV cache, RoPE table and activations on
+// the device. forward() runs prompts (cuBLAS);
 // decode() replays a CUDA graph (token and position read from device memory, so one graph serves all).
 #pragma once
 
@@ -9,13 +10,16 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "weft/core/weight.hpp"
+#include "weft/io/gguf.hpp"
 #include "weft/io/hf_config.hpp"
 #include "weft/io/safetensors.hpp"
 #include "weft/models/llama.hpp"
@@ -38,6 +42,7 @@ namespace weft::cuda {
 // One decoder layer's weights as host Weights (biases empty when the model has none).
 struct LlamaLayerWeights {
     Weight attn_norm, wq, wk, wv, wo, bq, bk, bv, bo, ffn_norm, gate, up, down;
+    Weight bgate, bup, bdown;  // GGUF files may carry MLP biases
 };
 
 // A whole model's weights on the host (a mapped checkpoint, a GGUF file, or buffers built in
@@ -46,12 +51,15 @@ struct LlamaWeights {
     LlamaConfig config;
     Weight embedding, final_norm, lm_head;  // lm_head may view the embedding table (tied models)
     std::vector<LlamaLayerWeights> layers;
+    std::vector<float> rope_factors;  // GGUF rope_freqs (Llama 3.1 scaling): inv_freq[j] / factor[j]
     std::shared_ptr<const void> keep_alive;
 
-    // A Hugging Face directory (config.json + safetensors), read as weft::Llama::from_pretrained
-    // reads it; the weights stay memory-mapped until they are copied to the device.
+    // A Hugging Face directory (config.json + safetensors) or a GGUF file, read as
+    // weft::Llama::from_pretrained reads them; the weights stay memory-mapped until they are copied
+    // to the device.
     static LlamaWeights from_pretrained(const std::string& path) {
         namespace fs = std::filesystem;
+        if (weft::Llama::is_gguf(path)) return from_gguf(path);
         if (fs::is_directory(path) && !fs::exists(fs::path(path) / "config.json"))
             fail("Llama: '", path, "' has no config.json (expected a Hugging Face model directory)");
         const hf::LlamaConfig hc = hf::load_llama_config(path);
@@ -115,6 +123,132 @@ struct LlamaWeights {
         m.keep_alive = ckpt;
         return m;
     }
+
+    // A GGUF file whose general.architecture is "llama" (F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K
+    // tensors), with the keys and tensor names weft::Llama::from_gguf reads.
+    static LlamaWeights from_gguf(const std::string& path, const gguf::Limits& limits = {}) {
+        auto file = std::make_shared<gguf::File>(path, limits);
+        const gguf::File& f = *file;
+        auto bad = [&](const auto&... parts) { fail("Llama: ", f.path(), ": ", parts...); };
+        const gguf::Value* arch = f.find("general.architecture");
+        if (!arch) bad("no general.architecture (expected \"llama\")");
+        if (arch->as<std::string_view>() != "llama")
+            bad("general.architecture is \"", arch->as<std::string_view>(), "\"; weft::cuda::Llama reads \"llama\"");
+        auto count = [&](const std::string& key) {
+            const auto v = f.get<Index>("llama." + key);
+            if (v <= 0) bad("llama.", key, " is ", v, ", expected a positive count");
+            return v;
+        };
+        auto count_or = [&](const std::string& key, Index fallback) { return f.has("llama." + key) ? count(key) : fallback; };
+
+        LlamaWeights m;
+        LlamaConfig& c = m.config;
+        c.dim = count("embedding_length");
+        c.n_layers = count("block_count");
+        c.ffn_dim = count("feed_forward_length");
+        c.n_heads = count("attention.head_count");
+        c.n_kv_heads = count_or("attention.head_count_kv", c.n_heads);
+        if (c.n_heads % c.n_kv_heads != 0)
+            bad("llama.attention.head_count ", c.n_heads, " is not a multiple of llama.attention.head_count_kv ", c.n_kv_heads);
+        if (!f.has("llama.attention.key_length") && c.dim % c.n_heads != 0)
+            bad("llama.embedding_length ", c.dim, " is not a multiple of llama.attention.head_count ", c.n_heads,
+                " and llama.attention.key_length is absent");
+        c.head_dim = count_or("attention.key_length", c.dim / c.n_heads);
+        if (count_or("attention.value_length", c.head_dim) != c.head_dim)
+            bad("llama.attention.value_length differs from key_length ", c.head_dim, "; weft's attention uses one head size");
+        c.max_positions = count_or("context_length", 0);
+        const double eps = f.get<double>("llama.attention.layer_norm_rms_epsilon");
+        if (!(eps > 0) || !std::isfinite(eps)) bad("llama.attention.layer_norm_rms_epsilon is ", eps, ", expected a positive number");
+        c.norm_eps = static_cast<float>(eps);
+
+        c.rope.head_dim = static_cast<int>(c.head_dim);
+        c.rope.rotary_dim = static_cast<int>(count_or("rope.dimension_count", c.head_dim));
+        c.rope.theta = f.get_or<double>("llama.rope.freq_base", 10000.0);
+        c.rope.pairing = nn::RopePairing::interleaved;  // GGUF Llama files: converters permuted Q and K
+        const std::string scaling = f.get_or<std::string>("llama.rope.scaling.type", "none");
+        double linear = f.get_or<double>("llama.rope.scaling.factor", 0.0);
+        if (scaling == "linear" || (scaling == "none" && f.has("llama.rope.scale_linear"))) {
+            if (scaling == "none") linear = f.get<double>("llama.rope.scale_linear");
+            if (!(linear > 0) || !std::isfinite(linear)) bad("linear RoPE scaling factor is ", linear, ", expected a positive number");
+            c.rope.scaling.kind = nn::RopeScaling::Kind::linear;
+            c.rope.scaling.factor = linear;
+        } else if (scaling != "none") {
+            bad("llama.rope.scaling.type \"", scaling, "\" is not supported (weft reads none and linear, and rope_freqs)");
+        }
+
+        // bos, and every id that ends a turn (eos, eot, eom); -1 / 0xFFFFFFFF ("none") skipped.
+        auto token = [&](const char* key) -> std::optional<std::int32_t> {
+            const gguf::Value* v = f.find(key);
+            if (!v) return std::nullopt;
+            const auto id = v->as<std::int64_t>();
+            if (id < 0 || id > std::numeric_limits<std::int32_t>::max()) return std::nullopt;
+            return static_cast<std::int32_t>(id);
+        };
+        if (const auto id = token("tokenizer.ggml.bos_token_id")) c.bos_ids.push_back(*id);
+        for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
+            if (const auto id = token(key); id && std::find(c.eos_ids.begin(), c.eos_ids.end(), *id) == c.eos_ids.end())
+                c.eos_ids.push_back(*id);
+
+        auto weight = [&](const std::string& name, const Shape& shape) {
+            if (!f.has_tensor(name)) bad("no tensor '", name, "'");
+            Weight w = f.weight(name);
+            if (!(w.shape == shape)) bad("tensor '", name, "' has shape ", w.shape, ", expected ", shape);
+            return w;
+        };
+        auto float_weight = [&](const std::string& name, const Shape& shape) {
+            Weight w = weight(name, shape);
+            if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
+                bad("tensor '", name, "' is ", w.dtype, "; expected f32, f16 or bf16");
+            return w;
+        };
+        auto bias = [&](const std::string& name, Index n) { return f.has_tensor(name) ? float_weight(name, Shape{n}) : Weight{}; };
+
+        if (!f.has_tensor("token_embd.weight")) bad("no tensor 'token_embd.weight'");
+        const Shape embd = f.find_tensor("token_embd.weight")->shape;
+        if (embd.rank() != 2 || embd[1] != c.dim) bad("token_embd.weight has shape ", embd, ", expected [vocab, ", c.dim, "]");
+        c.vocab_size = embd[0];
+        if (f.has("llama.vocab_size") && count("vocab_size") != c.vocab_size)
+            bad("llama.vocab_size is ", count("vocab_size"), " but token_embd.weight has ", c.vocab_size, " rows");
+
+        const Index D = c.dim, H = c.n_heads, KV = c.n_kv_heads, HD = c.head_dim, F = c.ffn_dim;
+        m.embedding = weight("token_embd.weight", Shape{c.vocab_size, D});
+        for (Index l = 0; l < c.n_layers; ++l) {
+            const std::string p = "blk." + std::to_string(l) + ".";
+            LlamaLayerWeights L;
+            L.attn_norm = float_weight(p + "attn_norm.weight", Shape{D});
+            L.wq = weight(p + "attn_q.weight", Shape{H * HD, D});
+            L.wk = weight(p + "attn_k.weight", Shape{KV * HD, D});
+            L.wv = weight(p + "attn_v.weight", Shape{KV * HD, D});
+            L.wo = weight(p + "attn_output.weight", Shape{D, H * HD});
+            L.bq = bias(p + "attn_q.bias", H * HD);
+            L.bk = bias(p + "attn_k.bias", KV * HD);
+            L.bv = bias(p + "attn_v.bias", KV * HD);
+            L.bo = bias(p + "attn_output.bias", D);
+            L.ffn_norm = float_weight(p + "ffn_norm.weight", Shape{D});
+            L.gate = weight(p + "ffn_gate.weight", Shape{F, D});
+            L.up = weight(p + "ffn_up.weight", Shape{F, D});
+            L.down = weight(p + "ffn_down.weight", Shape{D, F});
+            L.bgate = bias(p + "ffn_gate.bias", F);
+            L.bup = bias(p + "ffn_up.bias", F);
+            L.bdown = bias(p + "ffn_down.bias", D);
+            m.layers.push_back(std::move(L));
+        }
+        m.final_norm = float_weight("output_norm.weight", Shape{D});
+        c.tied_embeddings = !f.has_tensor("output.weight");  // GGUF files of tied models have no output.weight
+        m.lm_head = c.tied_embeddings ? m.embedding : weight("output.weight", Shape{c.vocab_size, D});
+        if (f.has_tensor("rope_freqs.weight")) {
+            const Weight r = f.weight("rope_freqs.weight");
+            if (!(r.shape == Shape{c.rope.rotary_dim / 2}) || (r.dtype != DType::f32 && r.dtype != DType::f16 && r.dtype != DType::bf16))
+                bad("rope_freqs.weight is ", r.dtype, " ", r.shape, ", expected f32 [", c.rope.rotary_dim / 2, "]");
+            m.rope_factors.resize(static_cast<std::size_t>(r.shape[0]));
+            quant::dequantize_row(r.dtype, r.data, m.rope_factors.data(), r.shape[0]);
+            for (std::size_t j = 0; j < m.rope_factors.size(); ++j)
+                if (!(m.rope_factors[j] > 0) || !std::isfinite(m.rope_factors[j]))
+                    bad("rope_freqs.weight[", j, "] is ", m.rope_factors[j], ", expected a positive factor");
+        }
+        m.keep_alive = std::move(file);
+        return m;
+    }
 };
 
 // ---- the device model --------------------------------------------------------------------------
@@ -124,8 +258,8 @@ public:
     // Prompts longer than this run in batches of it (bounds the activation buffers).
     static constexpr Index max_batch = 512;
 
-    // Loads a Hugging Face directory and copies its weights to the current device. `context`: the
-    // KV cache capacity in tokens (0: the model's trained context, at most 4096).
+    // Loads a Hugging Face directory or a GGUF file and copies its weights to the current device.
+    // `context`: the KV cache capacity in tokens (0: the model's trained context, at most 4096).
     static Llama from_pretrained(const std::string& path, Index context = 0) { return Llama(LlamaWeights::from_pretrained(path), context); }
 
     Llama(const LlamaWeights& w, Index context = 0) : config_(w.config), ctx_(std::make_unique<Context>()) {
@@ -152,8 +286,8 @@ public:
             d.qkv = Projection({L.wq, L.wk, L.wv}, {L.bq, L.bk, L.bv}, p + "qkv");
             d.wo = Projection({L.wo}, {L.bo}, p + "o_proj");
             d.ffn_norm = norm_weight(L.ffn_norm, D);
-            d.gate_up = Projection({L.gate, L.up}, {Weight{}, Weight{}}, p + "gate_up");
-            d.down = Projection({L.down}, {Weight{}}, p + "down");
+            d.gate_up = Projection({L.gate, L.up}, {L.bgate, L.bup}, p + "gate_up");
+            d.down = Projection({L.down}, {L.bdown}, p + "down");
             if (d.qkv.out != (H + 2 * KV) * HD || d.qkv.in != D || d.wo.out != D || d.wo.in != H * HD || d.gate_up.out != 2 * F ||
                 d.gate_up.in != D || d.down.out != D || d.down.in != F)
                 fail("cuda::Llama: layer ", l, " projections do not match dim ", D, ", ", H, "/", KV, " heads of ", HD, ", ffn ", F);
@@ -170,6 +304,7 @@ public:
             caches_.emplace_back(DeviceTensor<float>(Shape{context, KV, HD}), DeviceTensor<float>(Shape{context, KV, HD}));
         }
         nn::Rope rope(c.rope);
+        if (!w.rope_factors.empty()) rope.divide_frequencies(w.rope_factors);
         if (2 * static_cast<Index>(rope.inv_freq().size()) > HD) fail("cuda::Llama: rotary dimension exceeds head_dim ", HD);
         rope_table_ = RopeTable(rope, context);
         x_ = DeviceTensor<float>::uninitialized(Shape{batch_, D});

@@ -231,6 +231,12 @@ inline void Pipeline::finish() {
             piece = t;
             for (const auto& [from, to] : decode_replacements) piece = replace_all(piece, from, to);
         }
+        // SentencePiece-style pieces are text, written out as they are, and decode() promises valid
+        // UTF-8: a token stored as bytes that are not UTF-8 (a file that lies; SentencePiece's own
+        // pieces are UTF-8) decodes with a U+FFFD for each bad byte. Byte tokens are assembled and
+        // checked as they stream.
+        if (decode_style == DecodeStyle::sentencepiece && kinds[i] != TokenKind::byte && !is_valid_utf8(piece))
+            piece = replace_invalid_utf8(piece);
     }
     ids.clear();
     ids.reserve(n);
