@@ -358,7 +358,9 @@ TEST_CASE("a Scout- or Maverick-shaped config gets exactly llama.cpp's keys, and
         "num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2, "attn_temperature_tuning": true,
         "no_rope_layers": [], "use_qk_norm": false, "attention_chunk_size": 8192,
         "bos_token_id": 200000, "eos_token_id": [200001, 200007, 200008]})";
-    for (const auto& [label, json] : {std::pair<std::string, std::string>{"scout", scout}, {"maverick", maverick}}) {
+    for (const auto& config : {std::pair<std::string, std::string>{"scout", scout}, {"maverick", maverick}}) {
+        const std::string& label = config.first;  // CAPTURE cannot take structured bindings
+        const std::string& json = config.second;
         CAPTURE(label);
         const auto hc = weft::hf::parse_llama4_config(json, label);
         gguf::Writer w;

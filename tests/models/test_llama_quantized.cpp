@@ -62,7 +62,9 @@ TEST_CASE("Q8_0 and Q4_0 Llama logits match the float64 reference on the dequant
     // Measured: 1.42e-2 (Q8_0), 1.38e-2 (Q4_0): the 8-bit activations of this narrow model (hidden
     // size 64, two blocks of 32 per row). For scale, quantizing the weights moves the reference
     // logits by 1.6e-2 (Q8_0) and 2.9e-1 (Q4_0), so a wrong block would show far above the bound.
-    for (auto [type, tolerance] : {std::pair{std::string("q8_0"), 2.5e-2}, std::pair{std::string("q4_0"), 2.5e-2}}) {
+    for (const auto& type_tolerance : {std::pair{std::string("q8_0"), 2.5e-2}, std::pair{std::string("q4_0"), 2.5e-2}}) {
+        const std::string type = type_tolerance.first;  // CAPTURE cannot take structured bindings
+        const double tolerance = type_tolerance.second;
         CAPTURE(type);
         weft::Llama model = weft::Llama::from_pretrained(quantized_model(dir, type), 64);
         const Tensor<double> want = weft::npy::load<double>(data_dir("quantized/" + type + "-logits.npy"));

@@ -158,7 +158,8 @@ TEST_CASE("the Llama 4 attention block matches the double reference: RoPE + QK-n
 }
 
 TEST_CASE("a one-chunk KV cache gives the bits of a full cache: prompt at once, in parts and token by token") {
-    for (auto [chunk, T] : {std::array<Index, 2>{5, 23}, {8, 8}, {7, 50}, {1, 9}}) {
+    for (const auto& sizes : {std::array<Index, 2>{5, 23}, {8, 8}, {7, 50}, {1, 9}}) {
+        const Index chunk = sizes[0], T = sizes[1];  // (not a structured binding: CAPTURE's lambda takes them)
         CAPTURE(chunk);
         CAPTURE(T);
         Block b(40, 6, 3, 10, llama4_config(6, 3, 10, true, chunk));

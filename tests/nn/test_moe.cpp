@@ -135,8 +135,9 @@ struct RandomMoE {
 }  // namespace
 
 TEST_CASE("LinearInOut computes x · W for W stored [in, out], whole or a column block, in f32, f16 and bf16") {
-    for (auto [M, K, N, col, ld] : {std::array<Index, 5>{1, 33, 7, 0, 7}, {3, 40, 44, 0, 44}, {1, 257, 100, 31, 200}, {8, 64, 130, 3, 133},
-                                    {9, 31, 65, 65, 130}, {20, 100, 33, 0, 66}}) {
+    for (const auto& sizes : {std::array<Index, 5>{1, 33, 7, 0, 7}, {3, 40, 44, 0, 44}, {1, 257, 100, 31, 200}, {8, 64, 130, 3, 133},
+                              {9, 31, 65, 65, 130}, {20, 100, 33, 0, 66}}) {
+        const Index M = sizes[0], K = sizes[1], N = sizes[2], col = sizes[3], ld = sizes[4];  // CAPTURE cannot take bindings
         CAPTURE(M);
         CAPTURE(K);
         CAPTURE(N);
@@ -216,7 +217,8 @@ TEST_CASE("Experts in the fused [in, out] and the GGUF [out, in] layouts compute
 }
 
 TEST_CASE("MoE routes each token to its top-k experts, scales the input by sigmoid(logit) and adds the shared expert") {
-    for (auto [E, dim, hidden, k, T] : {std::array<Index, 5>{4, 37, 19, 1, 13}, {5, 40, 22, 2, 9}, {6, 33, 17, 3, 1}, {16, 24, 8, 1, 40}}) {
+    for (const auto& sizes : {std::array<Index, 5>{4, 37, 19, 1, 13}, {5, 40, 22, 2, 9}, {6, 33, 17, 3, 1}, {16, 24, 8, 1, 40}}) {
+        const Index E = sizes[0], dim = sizes[1], hidden = sizes[2], k = sizes[3], T = sizes[4];  // CAPTURE cannot take bindings
         CAPTURE(E);
         CAPTURE(k);
         CAPTURE(T);
