@@ -1,5 +1,5 @@
 // weft-bench: prompt-processing and generation speed of a model, in a table like llama-bench's.
-//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json] [--device cpu|cuda]
+//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json] [--device cpu|cuda] [--precision exact|fast]
 // ppN: one forward of N prompt tokens from an empty cache; tgN: N single-token decodes from an
 // empty cache. Each figure is the mean ± standard deviation of -r runs after one warm-up run.
 // Generation reads every weight once per token, so it is also given as GB/s next to the DRAM
@@ -19,7 +19,7 @@
 
 namespace {
 
-const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json] [--device cpu|cuda]";
+const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json] [--device cpu|cuda] [--precision exact|fast]";
 
 struct Result {
     std::string model, test, backend;
@@ -164,6 +164,7 @@ int run(int argc, char** argv) {
         else if (a == "-r" || a == "--repetitions") repeats = examples::parse_number<int>(a, examples::flag_value(argc, argv, i));
         else if (a == "--json") json = true;
         else if (a == "--device" || a == "-dev") device = examples::parse_device(a, examples::flag_value(argc, argv, i));
+        else if (a == "--precision") examples::set_precision(a, examples::flag_value(argc, argv, i));
         else if (a == "-h" || a == "--help") {
             std::puts(usage);
             return 0;

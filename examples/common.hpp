@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include <weft/core/precision.hpp>
 #include <weft/core/storage.hpp>
 
 namespace examples {
@@ -101,6 +102,13 @@ inline void prefetch_model(const std::string& path) {
 }
 
 // The value after a flag; throws if the command line ends.
+// --precision exact|fast: how prompts multiply 16-bit weights (weft/core/precision.hpp).
+inline void set_precision(const std::string& flag, const std::string& value) {
+    if (value == "exact") weft::set_matmul_precision(weft::MatmulPrecision::exact);
+    else if (value == "fast") weft::set_matmul_precision(weft::MatmulPrecision::fast);
+    else throw UsageError(flag + " expects exact or fast, got '" + value + "'");
+}
+
 inline std::string flag_value(int argc, char** argv, int& i) {
     if (i + 1 >= argc) throw UsageError(std::string(argv[i]) + " expects a value");
     return argv[++i];

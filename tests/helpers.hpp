@@ -83,6 +83,15 @@ auto with_threads(int n, F&& f) {
     return result;
 }
 
+// Sets the matmul precision (core/precision.hpp) for a scope.
+struct ScopedPrecision {
+    weft::MatmulPrecision before = weft::matmul_precision();
+    explicit ScopedPrecision(weft::MatmulPrecision p) { weft::set_matmul_precision(p); }
+    ~ScopedPrecision() { weft::set_matmul_precision(before); }
+    ScopedPrecision(const ScopedPrecision&) = delete;
+    ScopedPrecision& operator=(const ScopedPrecision&) = delete;
+};
+
 inline const weft::Index awkward_sizes[] = {1, 7, 31, 33, 257, 1023, 4097};
 
 }  // namespace weft_test

@@ -7,6 +7,7 @@
 
 #include "weft/core/dtype.hpp"
 #include "weft/core/error.hpp"
+#include "weft/core/precision.hpp"
 #include "weft/core/shape.hpp"
 #include "weft/core/storage.hpp"
 #include "weft/core/tensor.hpp"

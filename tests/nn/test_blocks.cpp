@@ -81,6 +81,31 @@ TEST_CASE("Linear gives a row the same bits alone or in a batch of the same kern
     }
 }
 
+TEST_CASE("Linear with 16-bit weights under MatmulPrecision::fast: prompts within the bf16 rounding bound, decoding exact") {
+    // Batches above gemv_max_rows round x (and f16 weights) to bf16 where the CPU has bf16 dot
+    // products: each product is then off by at most 2^-9 relative per rounded factor, so the error
+    // is at most 2^-9 (bf16 weights) or 2^-8 (f16) of Σ|x·w|, plus f32 summation. Decode batches
+    // stay exact. Rows of a prompt do not depend on the other rows.
+    ScopedPrecision fast(weft::MatmulPrecision::fast);
+    for (const auto& size : {std::array<Index, 3>{3, 65, 31}, {9, 33, 257}, {40, 130, 64}, {17, 31, 1031}}) {
+        const Index M = size[0], N = size[1], K = size[2];
+        CAPTURE(M);
+        CAPTURE(N);
+        CAPTURE(K);
+        const bool prompt = M > nn::Linear::gemv_max_rows;
+        CHECK(linear_error<weft::bf16>(M, N, K, true) <= (prompt ? 0x1p-9 + 1e-6 : 1e-6));
+        CHECK(linear_error<weft::f16>(M, N, K, false) <= (prompt ? 0x1p-8 + 1e-6 : 1e-6));
+    }
+    Tensor<float> x = random_tensor(Shape{30, 100});
+    const Tensor<weft::f16> w = weft::cast<weft::f16>(random_tensor(Shape{77, 100}));
+    nn::Linear layer(weft::Weight::of(w));
+    Tensor<float> all(Shape{30, 77}), some(Shape{12, 77});
+    layer.forward(x, all.view());
+    layer.forward(x.slice(0, 10, 22), some.view());
+    for (Index m = 0; m < 12; ++m)
+        for (Index n = 0; n < 77; ++n) REQUIRE(some(m, n) == all(m + 10, n));
+}
+
 TEST_CASE("Linear rejects mismatched shapes with both shapes in the message") {
     Tensor<float> w(Shape{4, 6});
     nn::Linear layer(weft::Weight::of(w, "blk.0.q"));

@@ -1177,14 +1177,16 @@ template <DType T, int MR>
     const auto* base = static_cast<const std::uint8_t*>(part.w);
     std::uint8_t* spare = reinterpret_cast<std::uint8_t*>(scratch(2, static_cast<std::size_t>(G * row_bytes)));
     for (Index p = p0; p < p1; ++p) {
-        const Index n0 = p * G, rows = std::min<Index>(G, part.n - n0);
+        const Index n0 = p * G, rows = std::min<Index>(G, part.n - n0), next_rows = std::clamp<Index>(part.n - n0 - G, 0, G);
         const Rows R(base + n0 * row_bytes, row_bytes, rows, spare);
         Sink<T, MR> sink(x);
         for (Index u0 = 0; u0 < units; u0 += chunk) {
             const Index u1 = std::min(units, u0 + chunk);
-            if (p + 1 < p1)  // the next group's rows, the same columns (one group ahead)
-                for (Index r = 0; r < G; ++r)
-                    for (Index b = u0 * f.unit_bytes; b < u1 * f.unit_bytes; b += 64) prefetch_l2(base + (n0 + G + r) * row_bytes + b);
+            // The next group's rows, the same columns (one group ahead), also past this thread's
+            // run of groups: runs are short near the end of a matrix (claimed as threads go), and
+            // the next run is most often this thread's too.
+            for (Index r = 0; r < next_rows; ++r)
+                for (Index b = u0 * f.unit_bytes; b < u1 * f.unit_bytes; b += 64) prefetch_l2(base + (n0 + G + r) * row_bytes + b);
             if constexpr (T == DType::q8_0) decode_q8_0<Sink<T, MR>&>(R, u0, u1, sink);
             else if constexpr (T == DType::q4_0) decode_q4_0<Sink<T, MR>&>(R, u0, u1, sink);
             else if constexpr (T == DType::q4_k) decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
