@@ -70,27 +70,32 @@ inline void round_activations(index M, index K, index KP, const float* x, index 
     });
 }
 
-// r[j] lane i ← r[i] lane j (16 × 16 dwords).
+// r[j] lane i ← r[i] lane j (16 × 16 dwords). (The maskz_ forms with a full mask compile to the
+// plain instructions; the plain intrinsics trip GCC 12's -Wmaybe-uninitialized.)
 inline void transpose16(__m512i r[16]) {
+    constexpr __mmask16 all = 0xFFFF;
+    constexpr __mmask8 all8 = 0xFF;
     __m512i t[16];
     for (int i = 0; i < 8; ++i) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i] = _mm512_maskz_unpacklo_epi32(all, r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_maskz_unpackhi_epi32(all, r[2 * i], r[2 * i + 1]);
     }
     __m512i u[16];  // u[4i + e], 128-bit lane l: rows 4i .. 4i+3 of dword 4l + e
     for (int i = 0; i < 4; ++i) {
-        u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 0] = _mm512_maskz_unpacklo_epi64(all8, t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_maskz_unpackhi_epi64(all8, t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_maskz_unpacklo_epi64(all8, t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_maskz_unpackhi_epi64(all8, t[4 * i + 1], t[4 * i + 3]);
     }
     for (int e = 0; e < 4; ++e) {  // 4 × 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
-        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
-        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
-        r[0 + e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+        const __m512i v0 = _mm512_maskz_shuffle_i32x4(all, u[e], u[4 + e], 0x44);
+        const __m512i v1 = _mm512_maskz_shuffle_i32x4(all, u[e], u[4 + e], 0xEE);
+        const __m512i v2 = _mm512_maskz_shuffle_i32x4(all, u[8 + e], u[12 + e], 0x44);
+        const __m512i v3 = _mm512_maskz_shuffle_i32x4(all, u[8 + e], u[12 + e], 0xEE);
+        r[0 + e] = _mm512_maskz_shuffle_i32x4(all, v0, v2, 0x88);
+        r[4 + e] = _mm512_maskz_shuffle_i32x4(all, v0, v2, 0xDD);
+        r[8 + e] = _mm512_maskz_shuffle_i32x4(all, v1, v3, 0x88);
+        r[12 + e] = _mm512_maskz_shuffle_i32x4(all, v1, v3, 0xDD);
     }
 }
 
@@ -100,8 +105,8 @@ __m512i load_line(const W* row, index k, index K) {
     if constexpr (std::is_same_v<W, bf16>) {
         return _mm512_maskz_loadu_epi16(first32(K - k), row + k);
     } else {
-        const __m512 lo = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first16(K - k), row + k));
-        const __m512 hi = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first16(K - k - 16), row + k + 16));
+        const __m512 lo = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_maskz_loadu_epi16(first16(K - k), row + k));
+        const __m512 hi = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_maskz_loadu_epi16(first16(K - k - 16), row + k + 16));
         return as_i(_mm512_cvtne2ps_pbh(hi, lo));
     }
 }

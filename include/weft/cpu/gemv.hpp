@@ -102,7 +102,7 @@ void gemv_rows_bf16_lines(std::int64_t M, std::int64_t K, const float* x, std::i
                 const bf16* line = w + (n0 + r) * K + k;
                 if (next != nullptr && m == 0) prefetch_l2(next + r * K + k);
                 const __m512i v = _mm512_loadu_si512(line);
-                even[r] = simd::fmadd(e, VecF(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16))), even[r]);
+                even[r] = simd::fmadd(e, VecF(_mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, v, 16))), even[r]);
                 odd[r] = simd::fmadd(o, VecF(_mm512_castsi512_ps(_mm512_and_si512(v, high_half))), odd[r]);
             }
         }
@@ -156,6 +156,7 @@ void gemv_nt_group(std::int64_t M, std::int64_t K, const float* x, std::int64_t 
         xo = o;
     }
 #endif
+    (void)xe, (void)xo;  // used by the AVX-512 bf16 path only
     // Rows [begin, end) of one matrix: eight at a time (eight streams in flight), then singly.
     auto rows = [&](const GemvPart<W>& p, std::int64_t begin, std::int64_t end) {
         std::int64_t n = begin;

@@ -114,7 +114,7 @@ private:
                                 VecF even = VecF::load(a + j), odd = VecF::load(a + j + 16);
                                 for (int r = 0; r < R; ++r) {
                                     const __m512i v = _mm512_loadu_si512(rows + r * ld_ + j);
-                                    even = simd::fmadd(xb[r], VecF(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16))), even);
+                                    even = simd::fmadd(xb[r], VecF(_mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, v, 16))), even);
                                     odd = simd::fmadd(xb[r], VecF(_mm512_castsi512_ps(_mm512_and_si512(v, high_half))), odd);
                                 }
                                 even.store(a + j);
