@@ -97,8 +97,9 @@ void print_json(const Result& r) {
                 "\"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
                 r.model.c_str(), r.bytes, r.params, r.backend.c_str(), r.threads, r.test.c_str(), r.n_prompt, r.n_gen, r.mean(), r.sd());
     for (std::size_t i = 0; i < r.samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", r.samples[i]);
-    std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f}\n", r.weight_bytes_per_token,
-                r.gbs(), r.ceiling_gbs);
+    std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f, \"precision\": \"%s\"}\n",
+                r.weight_bytes_per_token, r.gbs(), r.ceiling_gbs,
+                weft::matmul_precision() == weft::MatmulPrecision::fast ? "fast" : "exact");
     std::fflush(stdout);
 }
 
