@@ -101,7 +101,6 @@ inline void prefetch_model(const std::string& path) {
     }
 }
 
-// The value after a flag; throws if the command line ends.
 // --precision exact|fast: how prompts multiply 16-bit weights (weft/core/precision.hpp).
 inline void set_precision(const std::string& flag, const std::string& value) {
     if (value == "exact") weft::set_matmul_precision(weft::MatmulPrecision::exact);
@@ -109,6 +108,7 @@ inline void set_precision(const std::string& flag, const std::string& value) {
     else throw UsageError(flag + " expects exact or fast, got '" + value + "'");
 }
 
+// The value after a flag; throws if the command line ends.
 inline std::string flag_value(int argc, char** argv, int& i) {
     if (i + 1 >= argc) throw UsageError(std::string(argv[i]) + " expects a value");
     return argv[++i];

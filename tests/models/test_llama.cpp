@@ -120,6 +120,9 @@ TEST_CASE("Llama with 16-bit weights under MatmulPrecision::fast: prompts at bf1
     // exact mode keeps, so fast is opt-in. Bounded here at twice that, to catch a wrong layout or
     // a lost rounding (either gives errors of order 1). Decoding stays exact.
     ScopedPrecision fast(weft::MatmulPrecision::fast);
+#if !defined(WEFT_GEMM_BF16)
+    MESSAGE("this build does not target AVX512-BF16: MatmulPrecision::fast runs the exact path");
+#endif
     for (const Variant& v : {Variant{"gqa-bf16-llama3", 1e-2}, Variant{"gqa-f16-tied", 2.5e-2}}) {
         const std::string variant = v.name;
         CAPTURE(variant);

@@ -87,6 +87,9 @@ TEST_CASE("Linear with 16-bit weights under MatmulPrecision::fast: prompts withi
     // is at most 2^-9 (bf16 weights) or 2^-8 (f16) of Σ|x·w|, plus f32 summation. Decode batches
     // stay exact. Rows of a prompt do not depend on the other rows.
     ScopedPrecision fast(weft::MatmulPrecision::fast);
+#if !defined(WEFT_GEMM_BF16)
+    MESSAGE("this build does not target AVX512-BF16: MatmulPrecision::fast runs the exact path");
+#endif
     for (const auto& size : {std::array<Index, 3>{3, 65, 31}, {9, 33, 257}, {40, 130, 64}, {17, 31, 1031}}) {
         const Index M = size[0], N = size[1], K = size[2];
         CAPTURE(M);
@@ -94,7 +97,7 @@ TEST_CASE("Linear with 16-bit weights under MatmulPrecision::fast: prompts withi
         CAPTURE(K);
         const bool prompt = M > nn::Linear::gemv_max_rows;
         CHECK(linear_error<weft::bf16>(M, N, K, true) <= (prompt ? 0x1p-9 + 1e-6 : 1e-6));
-        CHECK(linear_error<weft::f16>(M, N, K, false) <= (prompt ? 0x1p-8 + 1e-6 : 1e-6));
+        CHECK(linear_error<weft::f16>(M, N, K, false) <= (prompt ? 0x1p-8 + 1e-5 : 1e-6));
     }
     Tensor<float> x = random_tensor(Shape{30, 100});
     const Tensor<weft::f16> w = weft::cast<weft::f16>(random_tensor(Shape{77, 100}));

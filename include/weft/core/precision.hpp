@@ -9,15 +9,16 @@ namespace weft {
 
 enum class MatmulPrecision {
     // Exact products summed in f32 (the default): AMX-BF16 tiles on split activations where the
-    // CPU has them, else weights widened to f32 and the f32 GEMM. Logits stay within 1e-5 of a
-    // float64 reference run on the same 16-bit weights.
+    // build targets them and the CPU has them, else weights widened to f32 and the f32 GEMM. The
+    // test models' logits stay within 1e-6 of a float64 reference run on the same 16-bit weights.
     exact,
-    // Where the CPU has AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake and later) but no AMX
-    // tiles: activations (and f16 weights) rounded to bf16 and bf16 dot products summed in f32
-    // (cpu/gemm_bf16.hpp), about twice the exact path's rate. Each product carries up to 2^-9
-    // relative error per rounded factor, as in llama.cpp's bf16 path and in bf16 frameworks:
-    // measured 5e-3 (bf16) and 1.1e-2 (f16) per-position relative L2 error on the test models'
-    // prompt logits. Elsewhere the same as exact.
+    // Where the build targets AVX512-BF16 (e.g. -march=native on AMD Zen 4 and later, Intel Cooper
+    // Lake and later) and no AMX tiles are used: activations (and f16 weights) rounded to bf16 and
+    // bf16 dot products summed in f32 (cpu/gemm_bf16.hpp), about twice the exact path's rate.
+    // Each product carries up to 2^-9 relative error per rounded factor, as in llama.cpp's bf16
+    // path and in bf16 frameworks (for f16 weights llama.cpp rounds x to f16 instead, which is
+    // finer): measured 5e-3 (bf16) and 1.1e-2 (f16) per-position relative L2 error on the test
+    // models' prompt logits. Elsewhere the same as exact.
     fast,
 };
 

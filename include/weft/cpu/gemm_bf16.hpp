@@ -8,8 +8,9 @@
 // (an odd K pads with a zero). Each output is this one chain whatever M, N, the tiling or the
 // thread count, so results are deterministic and a row of out does not depend on the batch. The
 // rounding of x costs about 2^-9 relative per product: the precision of llama.cpp's bf16 path and
-// of bf16 frameworks. nn::Linear uses this kernel under MatmulPrecision::fast (the default) and the
-// exact widening f32 GEMM under MatmulPrecision::exact (nn/linear.hpp).
+// of bf16 frameworks (f16 weights lose 3 more mantissa bits, where llama.cpp rounds x to f16
+// instead). nn::Linear uses this kernel only under the opt-in MatmulPrecision::fast; the default,
+// MatmulPrecision::exact, widens the weights for the f32 GEMM (nn/linear.hpp).
 //
 // Layout. x is rounded once per call into xb [M, 2·⌈K/2⌉] bf16, so the dword at pair p of row m is
 // the (x[2p], x[2p+1]) that vdpbf16ps broadcasts. Weight rows are taken 32 at a time (a panel) and
@@ -62,7 +63,7 @@ inline void round_activations(index M, index K, index KP, const float* x, index 
             std::uint32_t* dst = xb + m * KP;
             for (index k = 0; k < 2 * KP; k += 32) {
                 const __m512 lo = _mm512_maskz_loadu_ps(first16(K - k), src + k);
-                const __m512 hi = _mm512_maskz_loadu_ps(first16(K - k - 16), src + k + 16);
+                const __m512 hi = k + 16 < K ? _mm512_maskz_loadu_ps(first16(K - k - 16), src + k + 16) : _mm512_setzero_ps();
                 const __m512i v = as_i(_mm512_cvtne2ps_pbh(hi, lo));
                 _mm512_mask_storeu_epi32(dst + k / 2, first16(KP - k / 2), v);
             }
@@ -106,7 +107,8 @@ __m512i load_line(const W* row, index k, index K) {
         return _mm512_maskz_loadu_epi16(first32(K - k), row + k);
     } else {
         const __m512 lo = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_maskz_loadu_epi16(first16(K - k), row + k));
-        const __m512 hi = _mm512_maskz_cvtph_ps(0xFFFF, _mm256_maskz_loadu_epi16(first16(K - k - 16), row + k + 16));
+        const __m512 hi = k + 16 < K ? _mm512_maskz_cvtph_ps(0xFFFF, _mm256_maskz_loadu_epi16(first16(K - k - 16), row + k + 16))
+                                     : _mm512_setzero_ps();
         return as_i(_mm512_cvtne2ps_pbh(hi, lo));
     }
 }
@@ -135,9 +137,10 @@ void kernel(index pc, const std::uint32_t* xb, index ldx, const std::uint32_t* p
             bool accumulate) {
     const __mmask16 m0 = first16(cols), m1 = first16(cols - 16);
     __m512 acc[MR][2];
+    const bool wide = cols > 16;  // (no address past out's row is formed otherwise)
     for (int m = 0; m < MR; ++m) {
         acc[m][0] = accumulate ? _mm512_maskz_loadu_ps(m0, out + m * ldo) : _mm512_setzero_ps();
-        acc[m][1] = accumulate ? _mm512_maskz_loadu_ps(m1, out + m * ldo + 16) : _mm512_setzero_ps();
+        acc[m][1] = accumulate && wide ? _mm512_maskz_loadu_ps(m1, out + m * ldo + 16) : _mm512_setzero_ps();
     }
     for (index p = 0; p < pc; ++p) {
         const __m512bh b0 = as_bh(_mm512_load_si512(packed + p * kRows)), b1 = as_bh(_mm512_load_si512(packed + p * kRows + 16));
@@ -150,7 +153,7 @@ void kernel(index pc, const std::uint32_t* xb, index ldx, const std::uint32_t* p
     }
     for (int m = 0; m < MR; ++m) {
         _mm512_mask_storeu_ps(out + m * ldo, m0, acc[m][0]);
-        _mm512_mask_storeu_ps(out + m * ldo + 16, m1, acc[m][1]);
+        if (wide) _mm512_mask_storeu_ps(out + m * ldo + 16, m1, acc[m][1]);
     }
 }
 

@@ -39,7 +39,7 @@ void widen(const W* src, float* dst, Index n) {
 // out [M, N] = x [M, K] · w [N, K]ᵀ for 16-bit float weights and larger M (prefill): panels of W
 // rows are widened to f32 (exactly) and multiplied with the packed f32 kernel. Each panel repacks
 // x, so panels are large: up to 4 MiB of widened rows (256 rows of K = 2048: 114 → 172 GFLOP/s
-// on Zen 4, against 32-row panels), but at least two per thread.
+// on Zen 4, against 32-row panels), and small enough for two per thread where N allows.
 template <class W>
 void matmul_nt_widened(Index M, Index N, Index K, const float* x, Index ldx, const W* w, float* out, Index ldo) {
     const Index by_size = (Index(1) << 20) / std::max<Index>(K, 1), by_threads = (N + 2 * num_threads() - 1) / (2 * num_threads());
