@@ -344,8 +344,9 @@ inline void microkernel(index kc, const float* ap, const float* bp, float* c, in
 
 // ---- Prefetching ------------------------------------------------------------------------------
 
-// Asks for the cache line holding p to be brought into L2 (a hint; never faults).
-inline void prefetch_l2(const float* p) {
+// Asks for the cache line holding p to be brought into L2 (a hint; never faults). Shared by the
+// GEMV kernels of cpu/gemv.hpp and cpu/quant_matmul.hpp.
+inline void prefetch_l2(const void* p) {
 #if defined(__GNUC__)
     __builtin_prefetch(p, 0, 2);
 #else

@@ -1162,8 +1162,8 @@ struct Sink {
     }
 };
 
-inline void prefetch_l2(const void* p);
 inline std::byte* scratch(int slot, std::size_t bytes);
+using detail::gemm::prefetch_l2;
 
 // Panels [p0, p1) (G rows each) of one part for MR activation rows.
 template <DType T, int MR>
@@ -1216,14 +1216,6 @@ void gemv_fused(const QuantPart& part, const Act& x, Index K, Index p0, Index p1
 }
 
 // ---- Drivers ---------------------------------------------------------------------------------
-
-inline void prefetch_l2(const void* p) {
-#if defined(__GNUC__)
-    __builtin_prefetch(p, 0, 2);
-#else
-    (void)p;
-#endif
-}
 
 // A thread's growable 64-byte aligned scratch.
 inline std::byte* scratch(int slot, std::size_t bytes) {
