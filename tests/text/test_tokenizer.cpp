@@ -352,7 +352,14 @@ TEST_CASE("a tokenizer.json that Llama tokenizers never look like is refused by 
     fails(with("/decoder", json{{"type", "WordPiece"}}), "decoder WordPiece is not supported");
     fails(with("/post_processor", json{{"type", "RobertaProcessing"}}), "post_processor RobertaProcessing is not supported");
     fails(with("/model/merges/0", json::array({"qqqzz", "zz"})), "names 'qqqzz', which is not in model.vocab");
-    fails(with("/model/vocab/zzz", 5000), "no token has id");
+    {
+        json doc = json::parse(good);  // 3000 + 12 ids, one added token listed twice: 3014 entries
+        doc["added_tokens"].push_back(doc["added_tokens"][0]);
+        doc["model"]["vocab"]["zzz"] = 3013;
+        fails(doc.dump(), "no token has id 3012");
+    }
+    fails(with("/model/vocab/zzz", 260000000), "ids must run from 0 to");  // refused before any table is sized by it
+    fails(with("/added_tokens/0/id", 1u << 31), "ids must run from 0 to");
     fails(with("/model/vocab/zzz", 5), "id 5 is both");
     fails(with("/added_tokens/0/id", 7), "id 7 is both");
     fails(with("/model/unk_token", "<nope>"), "model.unk_token '<nope>' is not in model.vocab");

@@ -195,11 +195,17 @@ inline Pipeline pipeline_from_tokenizer_json(std::string_view json_text, const s
     const json& vocab = model.required("vocab");
     if (!vocab.is_object()) model.bad("vocab", "an object of token → id", vocab);
 
-    // Ids: the model's vocab and the added tokens together must cover 0..N-1 exactly once.
+    // Ids: the model's vocab and the added tokens together must cover 0..N-1 exactly once, so no
+    // id can reach the number of entries; checking that first keeps a stray huge id from sizing
+    // `by_id` (a fuzzer's 260-million id asked for 10 GB).
+    const json* added_json = top.get("added_tokens");
+    if (added_json && !added_json->is_array()) top.bad("added_tokens", "a list", *added_json);
+    const std::uint64_t entries = vocab.size() + (added_json ? added_json->size() : 0);
     std::vector<std::optional<std::string>> by_id;
     const auto place = [&](const std::string& text, const json& idv, const std::string& what) {
-        if (!idv.is_number_unsigned() || idv.get<std::uint64_t>() >= (1u << 30))
-            fail(origin, ": ", what, " '", text, "' has id ", idv.dump(), "; expected a token id below 2^30");
+        if (!idv.is_number_unsigned() || idv.get<std::uint64_t>() >= entries)
+            fail(origin, ": ", what, " '", text, "' has id ", idv.dump(), "; the file lists ", entries,
+                 " tokens, so ids must run from 0 to ", entries - 1);
         const auto id = static_cast<std::size_t>(idv.get<std::uint64_t>());
         if (id >= by_id.size()) by_id.resize(id + 1);
         if (by_id[id] && *by_id[id] != text)
@@ -212,8 +218,7 @@ inline Pipeline pipeline_from_tokenizer_json(std::string_view json_text, const s
     for (auto it = vocab.begin(); it != vocab.end(); ++it) model_vocab.emplace(it.key(), place(it.key(), it.value(), "model.vocab token"));
 
     std::vector<AddedToken> added;
-    if (const json* a = top.get("added_tokens")) {
-        if (!a->is_array()) top.bad("added_tokens", "a list", *a);
+    if (const json* a = added_json) {
         for (std::size_t i = 0; i < a->size(); ++i) {
             const JsonFields f((*a)[i], origin, "added_tokens[" + std::to_string(i) + "]");
             AddedToken t;
