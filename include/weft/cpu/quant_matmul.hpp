@@ -352,6 +352,14 @@ struct Isa {
     static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
     static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
     static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))); }
+    // Lane-wise (a >> 16) | (b << 16): the 4 bytes that start 2 bytes into a's lane.
+    static I shift2(I a, I b) {
+#if defined(__AVX512VBMI2__)
+        return _mm512_shrdi_epi32(a, b, 16);
+#else
+        return _mm512_or_si512(srli32<16>(a), slli32<16>(b));
+#endif
+    }
     // acc + Σ of 4 products per lane, u unsigned and s signed bytes (exact)
     static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
     // acc + Σ of 2 products per lane of int16 pairs (exact)
@@ -429,6 +437,7 @@ struct Isa {
     static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
     static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
     static F neg(F a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN))); }
+    static I shift2(I a, I b) { return _mm256_or_si256(srli32<16>(a), slli32<16>(b)); }
     static I dot(I acc, I u, I s) {
 #if defined(__AVXVNNI__)
         return _mm256_dpbusd_avx_epi32(acc, u, s);
@@ -538,28 +547,84 @@ struct Rows {
 // Out is PanelOut (by value: its pointers stay in registers across the stores) or a sink
 // reference.
 
+// Q4_0 and Q8_0 blocks (18 and 34 bytes) put every other f16 scale across a 4-byte lane
+// boundary. Rather than gather those scales (16 lanes, about 15 cycles on Zen 4), runs of blocks
+// whose length is a multiple of 4 bytes (4 Q4_0 blocks = 18 dwords, 2 Q8_0 blocks = 17) are
+// transposed whole, and the blocks that start 2 bytes into a dword are realigned with shift2:
+// Q4_0 16.2 -> 12.8 ns, Q8_0 19.8 -> 16.7 ns per block of 16 rows on Zen 4 (cache-resident).
+// Blocks left over (K not a multiple of 128 or 64 values) take the gather.
+
+// Q4_0 block u at `t` (dword j: codes 4j .. 4j+3 as low nibbles, 16 + 4j .. as high), scale d.
+template <class Out>
+void emit_q4_0(Out& o, Index u, F d, const I* t) {
+    const I m4 = Isa::set8(0x0F);
+    o.begin_unit(u);
+    o.sub_scale(u, 0, d);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+        o.step(u, j, Isa::and_(t[j], m4));
+        o.step(u, 4 + j, Isa::and_(Isa::srli16<4>(t[j]), m4));
+    }
+    o.end_unit(u);
+}
+
 template <class Out>
 void decode_q4_0(const Rows& R, Index u0, Index u1, Out o) {
-    const I m4 = Isa::set8(0x0F);
-    for (Index u = u0; u < u1; ++u) {
+    Index u = u0;
+    for (; u + 4 <= u1; u += 4) {
         const std::size_t off = static_cast<std::size_t>(u) * 18;
-        o.begin_unit(u);
-        o.sub_scale(u, 0, Isa::f16_lo(Isa::gather(R.base + off, R.offs)));
-        I t[4];
-        Isa::load_t(R.base, R.stride, off + 2, t);  // bytes 4j..4j+3: values 4j.. (low nibbles), 16 + 4j.. (high)
+        // dwords 0 .. 17 of the 72 bytes: block u at byte 0 (scale in dword 0's low half), u + 1
+        // at 18 (scale: dword 4's high half, codes: dwords 5 .. 8), u + 2 at 36, u + 3 at 54.
+        I w[18], t[4];
+        Isa::load_t(R.base, R.stride, off, w);
+        Isa::load_t(R.base, R.stride, off + 16, w + 4);
+        Isa::load_t(R.base, R.stride, off + 32, w + 8);
+        Isa::load_t(R.base, R.stride, off + 48, t);
+        w[12] = t[0], w[13] = t[1];
+        Isa::load_t(R.base, R.stride, off + 56, w + 14);
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) {
-            o.step(u, j, Isa::and_(t[j], m4));
-            o.step(u, 4 + j, Isa::and_(Isa::srli16<4>(t[j]), m4));
-        }
-        o.end_unit(u);
+        for (int j = 0; j < 4; ++j) t[j] = Isa::shift2(w[j], w[j + 1]);
+        emit_q4_0(o, u, Isa::f16_lo(w[0]), t);
+        emit_q4_0(o, u + 1, Isa::f16_lo(Isa::srli32<16>(w[4])), w + 5);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) t[j] = Isa::shift2(w[9 + j], w[10 + j]);
+        emit_q4_0(o, u + 2, Isa::f16_lo(w[9]), t);
+        emit_q4_0(o, u + 3, Isa::f16_lo(Isa::srli32<16>(w[13])), w + 14);
+    }
+    for (; u < u1; ++u) {
+        const std::size_t off = static_cast<std::size_t>(u) * 18;
+        I t[4];
+        Isa::load_t(R.base, R.stride, off + 2, t);
+        emit_q4_0(o, u, Isa::f16_lo(Isa::gather(R.base + off, R.offs)), t);
     }
 }
 
 template <class Out>
 void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
     const I flip = Isa::set8(Isa::q8_unsigned ? 0x80 : 0);  // w + 128 as u8, or w as is
-    for (Index u = u0; u < u1; ++u) {
+    Index u = u0;
+    for (; u + 2 <= u1; u += 2) {
+        const std::size_t off = static_cast<std::size_t>(u) * 34;
+        // dwords 0 .. 16 of the 68 bytes: block u at byte 0 (scale in dword 0's low half, codes
+        // from byte 2), block u + 1 at 34 (scale: dword 8's high half, codes: dwords 9 .. 16).
+        I w[17], e[4];
+        Isa::load_t(R.base, R.stride, off, w);
+        Isa::load_t(R.base, R.stride, off + 16, w + 4);
+        Isa::load_t(R.base, R.stride, off + 32, w + 8);
+        Isa::load_t(R.base, R.stride, off + 36, e);  // dwords 9 .. 12
+        Isa::load_t(R.base, R.stride, off + 52, w + 13);
+        o.begin_unit(u);
+        o.sub_scale(u, 0, Isa::f16_lo(w[0]));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) o.step(u, j, Isa::xor_(Isa::shift2(w[j], w[j + 1]), flip));
+        o.end_unit(u);
+        o.begin_unit(u + 1);
+        o.sub_scale(u + 1, 0, Isa::f16_lo(Isa::srli32<16>(w[8])));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) o.step(u + 1, j, Isa::xor_(j < 4 ? e[j] : w[9 + j], flip));
+        o.end_unit(u + 1);
+    }
+    for (; u < u1; ++u) {
         const std::size_t off = static_cast<std::size_t>(u) * 34;
         o.begin_unit(u);
         o.sub_scale(u, 0, Isa::f16_lo(Isa::gather(R.base + off, R.offs)));
@@ -1170,10 +1235,11 @@ template <DType T, int MR>
 [[gnu::flatten]] void gemv_fused_panels(const QuantPart& part, const Act& x, Index K, Index p0, Index p1) {
     const Format f = format_of(T);
     const Index units = K / f.unit_values, row_bytes = units * f.unit_bytes;
-    // Units between prefetches: about a line or two per row (64 values of Q8_0/Q4_0, one K-quant
-    // super-block). Prefetching in small steps keeps few requests in flight at once; bursts of
-    // a whole group's 512 values (16 rows × 9 lines) measured 15–20 % slower here.
-    const Index chunk = f.k_quant ? 1 : 2;
+    // Units between prefetches: about a line or two per row (128 values of Q4_0, 64 of Q8_0, one
+    // K-quant super-block), and whole runs of the decoders above. Prefetching in small steps
+    // keeps few requests in flight at once; bursts of a whole group's 512 values (16 rows × 9
+    // lines) measured 15–20 % slower here.
+    const Index chunk = T == DType::q4_0 ? 4 : T == DType::q8_0 ? 2 : 1;
     const auto* base = static_cast<const std::uint8_t*>(part.w);
     std::uint8_t* spare = reinterpret_cast<std::uint8_t*>(scratch(2, static_cast<std::size_t>(G * row_bytes)));
     for (Index p = p0; p < p1; ++p) {
