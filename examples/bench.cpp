@@ -1,5 +1,5 @@
 // weft-bench: prompt-processing and generation speed of a model, in a table like llama-bench's.
-//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json] [--device cpu|cuda] [--precision exact|fast]
+//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json] [--device cpu|cuda] [--precision exact|fast] [--no-mmap]
 // ppN: one forward of N prompt tokens from an empty cache; tgN: N single-token decodes from an
 // empty cache. Each figure is the mean ± standard deviation of -r runs after one warm-up run.
 // Generation reads every weight once per token, so it is also given as GB/s next to the DRAM
@@ -19,7 +19,7 @@
 
 namespace {
 
-const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json] [--device cpu|cuda] [--precision exact|fast]";
+const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json] [--device cpu|cuda] [--precision exact|fast] [--no-mmap]";
 
 struct Result {
     std::string model, test, backend;
@@ -97,9 +97,9 @@ void print_json(const Result& r) {
                 "\"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
                 r.model.c_str(), r.bytes, r.params, r.backend.c_str(), r.threads, r.test.c_str(), r.n_prompt, r.n_gen, r.mean(), r.sd());
     for (std::size_t i = 0; i < r.samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", r.samples[i]);
-    std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f, \"precision\": \"%s\"}\n",
+    std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f, \"precision\": \"%s\", \"mmap\": %s}\n",
                 r.weight_bytes_per_token, r.gbs(), r.ceiling_gbs,
-                weft::matmul_precision() == weft::MatmulPrecision::fast ? "fast" : "exact");
+                weft::matmul_precision() == weft::MatmulPrecision::fast ? "fast" : "exact", weft::file_load() == weft::FileLoad::map ? "true" : "false");
     std::fflush(stdout);
 }
 
@@ -166,6 +166,7 @@ int run(int argc, char** argv) {
         else if (a == "--json") json = true;
         else if (a == "--device" || a == "-dev") device = examples::parse_device(a, examples::flag_value(argc, argv, i));
         else if (a == "--precision") examples::set_precision(a, examples::flag_value(argc, argv, i));
+        else if (a == "--no-mmap") weft::set_file_load(weft::FileLoad::copy);
         else if (a == "-h" || a == "--help") {
             std::puts(usage);
             return 0;

@@ -26,6 +26,7 @@ const char* usage =
     "                     [--min-p F] [--repeat-penalty F] [--repeat-last-n N] [--frequency-penalty F] [--presence-penalty F]\n"
     "                     [--seed S] [-t THREADS] [--ctx N] [--print-ids] [--no-bos] [--special]\n"
     "                     [--chat-template llama2|llama3|llama4] [--system TEXT] [--device cpu|cuda] [--precision exact|fast]\n"
+    "                     [--no-mmap]\n"
     "  without -m: the demo model " WEFT_DEMO_MODEL;
 
 struct Options {
@@ -67,6 +68,7 @@ Options parse(int argc, char** argv) {
             weft::set_num_threads(t);
         } else if (a == "--ctx" || a == "-c") o.context = number(0L);
         else if (a == "--precision") examples::set_precision(a, examples::flag_value(argc, argv, i));
+        else if (a == "--no-mmap") weft::set_file_load(weft::FileLoad::copy);
         else if (a == "--print-ids") o.print_ids = true;
         else if (a == "--no-bos") o.no_bos = true;
         else if (a == "--special") o.special = true;

@@ -13,7 +13,7 @@
 
 namespace {
 
-const char* usage = "usage: weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy] [--device cpu|cuda] [--precision exact|fast]";
+const char* usage = "usage: weft-perplexity -m PATH (--tokens-file F | -f TEXT) [--ctx N] [-t N] [--save-logits OUT.npy] [--device cpu|cuda] [--precision exact|fast] [--no-mmap]";
 
 int run(int argc, char** argv) {
     std::string model_path, tokens_file, text_file, save_path;
@@ -29,6 +29,7 @@ int run(int argc, char** argv) {
         else if (a == "--save-logits") save_path = examples::flag_value(argc, argv, i);
         else if (a == "--device" || a == "-dev") device = examples::parse_device(a, examples::flag_value(argc, argv, i));
         else if (a == "--precision") examples::set_precision(a, examples::flag_value(argc, argv, i));
+        else if (a == "--no-mmap") weft::set_file_load(weft::FileLoad::copy);
         else if (a == "-h" || a == "--help") {
             std::puts(usage);
             return 0;

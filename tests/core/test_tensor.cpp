@@ -2,7 +2,9 @@
 // memory-mapped files.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <utility>
@@ -140,4 +142,39 @@ TEST_CASE("MappedFile maps a file read-only and reports missing files by name") 
     std::remove(path.c_str());
     CHECK_THROWS_WITH_AS(weft::MappedFile("no/such/file.gguf"), "cannot open 'no/such/file.gguf': No such file or directory",
                          weft::Error);
+}
+
+TEST_CASE("MappedFile in FileLoad::copy holds the same bytes on 2 MiB-aligned memory, and moves") {
+    const std::string path = "weft_test_copied.bin";
+    // 3 MiB + 5 bytes: more than one huge page, and not a whole number of pages
+    std::vector<unsigned char> bytes((std::size_t(3) << 20) + 5);
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 131 + i / 4096);
+    {
+        std::ofstream out(path, std::ios::binary);
+        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        std::ofstream(path + ".empty", std::ios::binary);
+    }
+    CHECK(weft::file_load() == weft::FileLoad::map);
+    weft::MappedFile copied(path, weft::FileLoad::copy);
+    REQUIRE(copied.size() == bytes.size());
+    CHECK(std::memcmp(copied.data(), bytes.data(), bytes.size()) == 0);
+#if defined(WEFT_HAVE_MMAP)
+    CHECK(reinterpret_cast<std::uintptr_t>(copied.data()) % (std::uintptr_t(2) << 20) == 0);
+#endif
+    const weft::MappedFile mapped(path, weft::FileLoad::map);
+    CHECK(std::memcmp(mapped.data(), copied.data(), bytes.size()) == 0);
+    weft::MappedFile moved = std::move(copied);
+    CHECK(copied.data() == nullptr);
+    CHECK(std::memcmp(moved.data(), bytes.data(), bytes.size()) == 0);
+
+    weft::set_file_load(weft::FileLoad::copy);  // the default for loaders that do not say
+    const weft::MappedFile by_default(path);
+    weft::set_file_load(weft::FileLoad::map);
+    CHECK(std::memcmp(by_default.data(), bytes.data(), bytes.size()) == 0);
+    const weft::MappedFile empty(path + ".empty", weft::FileLoad::copy);
+    CHECK(empty.size() == 0);
+    std::remove(path.c_str());
+    std::remove((path + ".empty").c_str());
+    CHECK_THROWS_WITH_AS(weft::MappedFile("no/such/file.gguf", weft::FileLoad::copy),
+                         "cannot open 'no/such/file.gguf': No such file or directory", weft::Error);
 }
