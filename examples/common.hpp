@@ -88,7 +88,7 @@ inline void prefetch_model(const std::string& path) {
     for (const auto& f : files) total += fs::file_size(f);
     const bool bar = ::isatty(STDERR_FILENO) && total >= (std::uintmax_t(256) << 20);
     for (const auto& f : files) {
-        weft::MappedFile file(f);
+        weft::MappedFile file(f, weft::FileLoad::map);  // warms the page cache (for a later copy too)
         file.prefetch([&](std::size_t file_done, std::size_t file_total) {
             if (!bar) return;
             const double fraction = double(done + file_done) / double(total);

@@ -23,7 +23,7 @@ inline std::string model_architecture(const std::string& path) {
     namespace fs = std::filesystem;
     if (!fs::exists(path)) throw std::runtime_error("'" + path + "' does not exist");
     if (weft::Llama::is_gguf(path)) {
-        const weft::gguf::File file(path);
+        const weft::gguf::File file(path, {}, weft::FileLoad::map);  // metadata only
         return file.get_or<std::string>("general.architecture", "llama");
     }
     const fs::path config = fs::path(path) / "config.json";
@@ -82,7 +82,7 @@ inline std::optional<weft::text::Tokenizer> model_tokenizer(const std::string& p
     if (fs::is_directory(path) && !fs::exists(fs::path(path) / "tokenizer.json") && !fs::exists(fs::path(path) / "tokenizer.model"))
         return std::nullopt;
     if (!fs::is_directory(path)) {
-        const weft::gguf::File file(path);
+        const weft::gguf::File file(path, {}, weft::FileLoad::map);  // metadata only
         if (!file.has("tokenizer.ggml.model")) return std::nullopt;
         return weft::text::Tokenizer(weft::text::vocabulary_from_gguf(file), path);
     }

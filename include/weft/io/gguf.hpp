@@ -265,10 +265,11 @@ struct TensorInfo {
     std::uint64_t nbytes() const { return end - begin; }
 };
 
-// A memory-mapped GGUF file, validated in full by the constructor.
+// A memory-mapped GGUF file, validated in full by the constructor. `how`: mapped or copied into
+// memory (core/storage.hpp); readers of metadata alone should map.
 class File {
 public:
-    explicit File(const std::string& path, const Limits& limits = {});
+    explicit File(const std::string& path, const Limits& limits = {}, FileLoad how = file_load());
     static File open(const std::string& path, const Limits& limits = {}) { return File(path, limits); }
 
     const std::string& path() const { return map_.path(); }
@@ -940,8 +941,8 @@ inline void File::Parser::place_tensors() {
     }
 }
 
-inline File::File(const std::string& path, const Limits& limits)
-    : map_(path), shared_(std::make_unique<detail::Shared>()) {
+inline File::File(const std::string& path, const Limits& limits, FileLoad how)
+    : map_(path, how), shared_(std::make_unique<detail::Shared>()) {
     shared_->origin = "gguf: " + path + ": ";
     Parser(*this, limits).run();
 }

@@ -54,10 +54,10 @@ struct Limits {
     std::uint64_t max_header_bytes = 100'000'000;
 };
 
-// One memory-mapped .safetensors file, validated in full by the constructor.
+// One memory-mapped (or copied: FileLoad) .safetensors file, validated in full by the constructor.
 class File {
 public:
-    explicit File(const std::string& path, const Limits& limits = {});
+    explicit File(const std::string& path, const Limits& limits = {}, FileLoad how = file_load());
 
     const std::string& path() const { return map_.path(); }
     // In the order their data lies in the file.
@@ -212,7 +212,7 @@ inline std::string shape_text(const std::vector<std::uint64_t>& dims) {
 
 // ---- File ----------------------------------------------------------------------------------
 
-inline File::File(const std::string& path, const Limits& limits) : map_(path) {
+inline File::File(const std::string& path, const Limits& limits, FileLoad how) : map_(path, how) {
     const std::uint64_t size = map_.size();
     if (size < 8)
         fail_here("the file has ", size, " bytes, too short for the 8-byte header length");

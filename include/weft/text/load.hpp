@@ -54,7 +54,7 @@ inline Vocabulary vocabulary_from_gguf(const gguf::File& file) {
 inline Tokenizer load_tokenizer(const std::string& path) {
     namespace fs = std::filesystem;
     if (fs::is_regular_file(path) && !path.ends_with(".json") && !path.ends_with(".model")) {
-        const gguf::File file(path);
+        const gguf::File file(path, {}, FileLoad::map);  // metadata only: never worth a copy
         return Tokenizer(vocabulary_from_gguf(file), path);
     }
     return Tokenizer::from_pretrained(path);
