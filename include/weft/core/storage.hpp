@@ -82,9 +82,9 @@ enum class FileLoad {
     // Read into private memory on 2 MiB pages where the OS allows (Linux transparent huge pages),
     // like llama.cpp's --no-mmap. Decoding reads every weight once per token, and on 4 KiB pages
     // of a mapped file each page costs a TLB miss: on the 2-core Zen 4 machine Q4_K and Q8_0 1B
-    // models decoded 5–10 % faster copied. Costs the copy at load (0.16 s for a 663 MiB file in
-    // the page cache there; 1.5 s once, when the kernel first had to compact memory into huge
-    // pages) and memory of its own for the file.
+    // models decoded 5–10 % faster copied. Costs the copy at load (a 663 MiB file in the page
+    // cache there: 0.16–0.19 s run after run, 1.5 s on the first run after other work, while the
+    // kernel assembles huge pages) and memory of its own for the file.
     copy,
 };
 
