@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "weft/core/dtype.hpp"
@@ -317,6 +318,8 @@ struct Isa {
     // Q8_0 weights enter the dot product as unsigned w + 128 (vpdpbusd is u8 × s8), and the
     // activation side subtracts 128 · Σ qx.
     static constexpr bool q8_unsigned = true;
+    // dot() is exact for any unsigned byte (no 16-bit intermediate sums to saturate).
+    static constexpr bool dot_any_u8 = true;
     using I = __m512i;
     using F = __m512;
     // Full-mask (maskz_) forms of some intrinsics: the plain ones trip GCC 12's -Wuninitialized
@@ -402,7 +405,10 @@ struct Isa {
     static constexpr int G = 8;
 #if defined(__AVXVNNI__)
     static constexpr bool q8_unsigned = true;
+    static constexpr bool dot_any_u8 = true;
 #else
+    // vpmaddubsw saturates pair sums past 32767: exact only for small unsigned codes (≤ 128).
+    static constexpr bool dot_any_u8 = false;
     // Without VNNI the u8 × s8 pair sums (vpmaddubsw) would saturate at 255 · 127 · 2: Q8_0 uses
     // |w| × (x with w's sign) instead, and its activation side subtracts nothing.
     static constexpr bool q8_unsigned = false;
@@ -510,6 +516,7 @@ struct PanelOut {
     Index qstride, fstride, u0, steps, subs;
     I offset;
     bool is_signed;
+    static constexpr bool high_x16 = false;  // see high_nibbles
     PanelOut(const Format& f, Index u0_, std::uint8_t* q_, float* scale_, std::int32_t* mins_, float* negdmin_, int NV, int v,
              int offset_ = 0)
         : q(q_ + v * 4 * G), scale(scale_ + v * G), mins(mins_ + v * G), negdmin(negdmin_ + v * G), qstride(NV * 4 * G),
@@ -554,6 +561,15 @@ struct Rows {
 // Q4_0 16.2 -> 12.8 ns, Q8_0 19.8 -> 16.7 ns per block of 16 rows on Zen 4 (cache-resident).
 // Blocks left over (K not a multiple of 128 or 64 values) take the gather.
 
+// The high nibbles of t's bytes as codes: shifted down for a panel, or only masked (16 × the
+// code) for the fused GEMV (Out::high_x16), which divides those int32 sums by 16 once per
+// sub-block instead (exact: every term is a multiple of 16). Saves a shift per step.
+template <class Out>
+I high_nibbles(I t) {
+    if constexpr (std::remove_reference_t<Out>::high_x16) return Isa::and_(t, Isa::set8(static_cast<char>(0xF0)));
+    else return Isa::and_(Isa::srli16<4>(t), Isa::set8(0x0F));
+}
+
 // Q4_0 block u at `t` (dword j: codes 4j .. 4j+3 as low nibbles, 16 + 4j .. as high), scale d.
 template <class Out>
 void emit_q4_0(Out& o, Index u, F d, const I* t) {
@@ -563,7 +579,7 @@ void emit_q4_0(Out& o, Index u, F d, const I* t) {
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
         o.step(u, j, Isa::and_(t[j], m4));
-        o.step(u, 4 + j, Isa::and_(Isa::srli16<4>(t[j]), m4));
+        o.step(u, 4 + j, high_nibbles<Out>(t[j]));
     }
     o.end_unit(u);
 }
@@ -687,7 +703,7 @@ void decode_q4_k(const Rows& R, Index u0, Index u1, Out o) {
 #pragma GCC unroll 4
             for (int j = 0; j < 4; ++j) {
                 o.step(u, s + j, Isa::and_(t[j], m4));
-                o.step(u, s + 8 + j, Isa::and_(Isa::srli16<4>(t[j]), m4));
+                o.step(u, s + 8 + j, high_nibbles<Out>(t[j]));  // sub-block 2(h/2) + 1
             }
             if (h % 2 == 1) o.subs_done(u, h - 1, h + 1);
         }
@@ -1160,8 +1176,15 @@ struct Sink {
     static constexpr bool corr = !mins && !signed_w;
     static constexpr int uv = blocks ? 32 : 256, sub = T == DType::q6_k ? 16 : 32, subs = uv / sub, steps = sub / 4;
     // Q8_0/Q4_0 have one sub-block per unit: its eight steps go to two accumulators (added at the
-    // end, exactly) so that the dependency chain is four vpdpbusd long.
+    // end, exactly) so that the dependency chain is four vpdpbusd long. Q4_0's second one takes
+    // the high nibbles, 16 × their codes (high_nibbles), as do Q4_K's odd sub-blocks.
     static constexpr int chains = blocks ? 2 : 1;
+    static constexpr bool high_x16 = (T == DType::q4_0 || T == DType::q4_k) && Isa::dot_any_u8;
+    // ia[a] as the exact integer sum of its sub-block (or chain)
+    static I int_sum(I v, int a) {
+        if constexpr (high_x16) return a % 2 == 1 ? Isa::srai32<4>(v) : v;
+        else return v;
+    }
     const Act& x;
     F acc[MR], t[MR];
     I ia[subs * chains][MR];
@@ -1184,7 +1207,7 @@ struct Sink {
         }
     }
     void step(Index u, int s, I w) {
-        const int a = chains == 2 ? s % 2 : s / steps;
+        const int a = T == DType::q4_0 ? s / 4 : chains == 2 ? s % 2 : s / steps;
 #if defined(WEFT_QMM_AVX2)
         const I wa = signed_w ? Isa::abs8(w) : w;
 #endif
@@ -1207,13 +1230,13 @@ struct Sink {
     void subs_done(Index, int j0, int j1) {
         for (int j = j0; j < j1; ++j)
 #pragma GCC unroll 8
-            for (int m = 0; m < MR; ++m) t[m] = Isa::fma(D[j], Isa::cvt(ia[j][m]), t[m]);
+            for (int m = 0; m < MR; ++m) t[m] = Isa::fma(D[j], Isa::cvt(int_sum(ia[j][m], j)), t[m]);
     }
     void end_unit(Index u) {
 #pragma GCC unroll 8
         for (int m = 0; m < MR; ++m) {
             if constexpr (blocks) {
-                acc[m] = Isa::fma(Isa::mul(D[0], Isa::bcastf(x.d + m * x.ldd + u)), Isa::cvt(Isa::add32(ia[0][m], ia[1][m])), acc[m]);
+                acc[m] = Isa::fma(Isa::mul(D[0], Isa::bcastf(x.d + m * x.ldd + u)), Isa::cvt(Isa::add32(ia[0][m], int_sum(ia[1][m], 1))), acc[m]);
             } else {
                 if constexpr (mins) {
                     I b = Isa::zeroi();
