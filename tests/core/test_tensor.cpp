@@ -171,6 +171,14 @@ TEST_CASE("MappedFile in FileLoad::copy holds the same bytes on 2 MiB-aligned me
     const weft::MappedFile by_default(path);
     weft::set_file_load(weft::FileLoad::map);
     CHECK(std::memcmp(by_default.data(), bytes.data(), bytes.size()) == 0);
+#if defined(__linux__)
+    {  // the copies are not mappings of the file: only `mapped` is
+        std::ifstream maps("/proc/self/maps");
+        int mappings = 0;
+        for (std::string line; std::getline(maps, line);) mappings += line.find(path) != std::string::npos;
+        CHECK(mappings == 1);
+    }
+#endif
     const weft::MappedFile empty(path + ".empty", weft::FileLoad::copy);
     CHECK(empty.size() == 0);
     std::remove(path.c_str());
