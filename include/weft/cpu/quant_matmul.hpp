@@ -570,6 +570,22 @@ I high_nibbles(I t) {
     else return Isa::and_(Isa::srli16<4>(t), Isa::set8(0x0F));
 }
 
+// w[i] = dword i (lane r: bytes off + 4i .. off + 4i + 3 of row r) for i < N (N ≥ 4): load_t in
+// steps of 4, the last step overlapping the one before where N is not a multiple of 4, so
+// nothing past byte off + 4N is read.
+template <int N>
+void load_dwords(const Rows& R, std::size_t off, I* w) {
+    static_assert(N >= 4);
+#pragma GCC unroll 8
+    for (int i = 0; i + 4 <= N; i += 4) Isa::load_t(R.base, R.stride, off + 4 * static_cast<std::size_t>(i), w + i);
+    if constexpr (N % 4 != 0) {
+        I t[4];
+        Isa::load_t(R.base, R.stride, off + 4 * static_cast<std::size_t>(N - 4), t);
+#pragma GCC unroll 4
+        for (int i = 4 - N % 4; i < 4; ++i) w[N - 4 + i] = t[i];
+    }
+}
+
 // Q4_0 block u at `t` (dword j: codes 4j .. 4j+3 as low nibbles, 16 + 4j .. as high), scale d.
 template <class Out>
 void emit_q4_0(Out& o, Index u, F d, const I* t) {
@@ -592,12 +608,7 @@ void decode_q4_0(const Rows& R, Index u0, Index u1, Out o) {
         // dwords 0 .. 17 of the 72 bytes: block u at byte 0 (scale in dword 0's low half), u + 1
         // at 18 (scale: dword 4's high half, codes: dwords 5 .. 8), u + 2 at 36, u + 3 at 54.
         I w[18], t[4];
-        Isa::load_t(R.base, R.stride, off, w);
-        Isa::load_t(R.base, R.stride, off + 16, w + 4);
-        Isa::load_t(R.base, R.stride, off + 32, w + 8);
-        Isa::load_t(R.base, R.stride, off + 48, t);
-        w[12] = t[0], w[13] = t[1];
-        Isa::load_t(R.base, R.stride, off + 56, w + 14);
+        load_dwords<18>(R, off, w);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) t[j] = Isa::shift2(w[j], w[j + 1]);
         emit_q4_0(o, u, Isa::f16_lo(w[0]), t);
@@ -623,12 +634,8 @@ void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
         const std::size_t off = static_cast<std::size_t>(u) * 34;
         // dwords 0 .. 16 of the 68 bytes: block u at byte 0 (scale in dword 0's low half, codes
         // from byte 2), block u + 1 at 34 (scale: dword 8's high half, codes: dwords 9 .. 16).
-        I w[17], e[4];
-        Isa::load_t(R.base, R.stride, off, w);
-        Isa::load_t(R.base, R.stride, off + 16, w + 4);
-        Isa::load_t(R.base, R.stride, off + 32, w + 8);
-        Isa::load_t(R.base, R.stride, off + 36, e);  // dwords 9 .. 12
-        Isa::load_t(R.base, R.stride, off + 52, w + 13);
+        I w[17];
+        load_dwords<17>(R, off, w);
         o.begin_unit(u);
         o.sub_scale(u, 0, Isa::f16_lo(w[0]));
 #pragma GCC unroll 8
@@ -637,7 +644,7 @@ void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
         o.begin_unit(u + 1);
         o.sub_scale(u + 1, 0, Isa::f16_lo(Isa::srli32<16>(w[8])));
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) o.step(u + 1, j, Isa::xor_(j < 4 ? e[j] : w[9 + j], flip));
+        for (int j = 0; j < 8; ++j) o.step(u + 1, j, Isa::xor_(w[9 + j], flip));
         o.end_unit(u + 1);
     }
     for (; u < u1; ++u) {
