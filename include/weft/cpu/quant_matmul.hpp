@@ -372,6 +372,13 @@ struct Isa {
         return _mm512_or_si512(srli32<16>(a), slli32<16>(b));
 #endif
     }
+    // Lane-wise: byte i of the result is byte p_i of v's lane (p = 4 indices, 0x80: zero).
+    static I pick(I v, std::uint32_t p) {
+        // vpshufb indexes within 128 bits: dword k of each 128-bit lane adds 4k to p's indices
+        const I lanes = _mm512_setr_epi32(0, 0x04040404, 0x08080808, 0x0C0C0C0C, 0, 0x04040404, 0x08080808, 0x0C0C0C0C, 0,
+                                          0x04040404, 0x08080808, 0x0C0C0C0C, 0, 0x04040404, 0x08080808, 0x0C0C0C0C);
+        return _mm512_shuffle_epi8(v, _mm512_add_epi32(_mm512_set1_epi32(static_cast<std::int32_t>(p)), lanes));
+    }
     // acc + Σ of 4 products per lane, u unsigned and s signed bytes (exact)
     static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
     // acc + Σ of 2 products per lane of int16 pairs (exact)
@@ -453,6 +460,10 @@ struct Isa {
     static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
     static F neg(F a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN))); }
     static I shift2(I a, I b) { return _mm256_or_si256(srli32<16>(a), slli32<16>(b)); }
+    static I pick(I v, std::uint32_t p) {
+        const I lanes = _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0C0C0C0C, 0, 0x04040404, 0x08080808, 0x0C0C0C0C);
+        return _mm256_shuffle_epi8(v, _mm256_add_epi32(_mm256_set1_epi32(static_cast<std::int32_t>(p)), lanes));
+    }
     static I dot(I acc, I u, I s) {
 #if defined(__AVXVNNI__)
         return _mm256_dpbusd_avx_epi32(acc, u, s);
@@ -677,28 +688,21 @@ void decode_k_header(const Rows& R, std::size_t off, Index u, Out o) {
     I h[4];
     Isa::load_t(R.base, R.stride, off, h);  // h[0] = d | dmin << 16; h[1..3] = scale bytes 0-3, 4-7, 8-11
     const F d = Isa::f16_lo(h[0]), dmin = Isa::f16_lo(Isa::srli32<16>(h[0]));
-    const I m6 = Isa::set8(0x3F), m4 = Isa::set8(0x0F), top2 = Isa::set8(0x30), byte = Isa::set32(0xFF);
+    const I m6 = Isa::set8(0x3F), m4 = Isa::set8(0x0F), top2 = Isa::set8(0x30);
     // bytes: scales 0-3, mins 0-3, scales 4-7, mins 4-7 (see quant::k_scale_min)
     const I sc_lo = Isa::and_(h[1], m6), mn_lo = Isa::and_(h[2], m6);
     const I sc_hi = Isa::or_(Isa::and_(h[3], m4), Isa::and_(Isa::srli32<2>(h[1]), top2));
     const I mn_hi = Isa::or_(Isa::and_(Isa::srli32<4>(h[3]), m4), Isa::and_(Isa::srli32<2>(h[2]), top2));
-    auto put = [&](int j, I s) { o.sub_scale(u, j, Isa::mul(d, Isa::cvt(Isa::and_(s, byte)))); };
-    put(0, sc_lo);
-    put(1, Isa::srli32<8>(sc_lo));
-    put(2, Isa::srli32<16>(sc_lo));
-    put(3, Isa::srli32<24>(sc_lo));
-    put(4, sc_hi);
-    put(5, Isa::srli32<8>(sc_hi));
-    put(6, Isa::srli32<16>(sc_hi));
-    put(7, Isa::srli32<24>(sc_hi));
-    // (m_2i, m_2i+1) as two int16 per lane
-    const I lo16 = Isa::set32(0xFF), hi16 = Isa::set32(0xFF0000);
-    auto pairs = [&](int i, I m) {
-        o.min_pair(u, i, Isa::or_(Isa::and_(m, lo16), Isa::and_(Isa::slli32<8>(m), hi16)));
-        o.min_pair(u, i + 1, Isa::or_(Isa::and_(Isa::srli32<16>(m), lo16), Isa::and_(Isa::srli32<8>(m), hi16)));
-    };
-    pairs(0, mn_lo);
-    pairs(2, mn_hi);
+    // byte j of each lane as an int32 (one vpshufb), and bytes (2i, 2i + 1) as two int16
+    auto put = [&](int j, I s) { o.sub_scale(u, j, Isa::mul(d, Isa::cvt(Isa::pick(s, 0x80808000u | (j % 4))))); };
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) put(j, sc_lo);
+#pragma GCC unroll 4
+    for (int j = 4; j < 8; ++j) put(j, sc_hi);
+    o.min_pair(u, 0, Isa::pick(mn_lo, 0x80018000u));
+    o.min_pair(u, 1, Isa::pick(mn_lo, 0x80038002u));
+    o.min_pair(u, 2, Isa::pick(mn_hi, 0x80018000u));
+    o.min_pair(u, 3, Isa::pick(mn_hi, 0x80038002u));
     o.neg_dmin(u, Isa::neg(dmin));
 }
 
