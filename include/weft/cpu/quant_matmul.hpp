@@ -1450,6 +1450,74 @@ inline void row_dots_q4_k(const Rows& R, Index u, const Act& x, F& acc) {
     t = Isa::fma(h.nd, Isa::cvt(b), t);
     acc = Isa::fma(Isa::bcastf(x.d + u), t, acc);
 }
+
+// Q6_K the same way. Per row and half h of the super-block, ql's 64 bytes give 4 sub-blocks of
+// 16 values in their low nibbles (lanes 0-3: values 128h + 16k ..) and 4 in their high nibbles
+// (128h + 64 + 16k ..); qh's 32 bytes of that half, loaded into both lane pairs, give the top two bits
+// (shifted per lane pair into bits 4-5), so that codes meet x in its own order. A lane is then
+// one sub-block's 4 sums of 4 products, at most 4 · 63 · 127 = 32004: one int16 round
+// (vpackssdw + vpmaddwd) fits, the second adds in int32 after two vshufps. Then the float steps
+// of Sink for Q6_K.
+inline void row_dots_q6_k(const Rows& R, Index u, const Act& x, F& acc) {
+    const std::size_t off = static_cast<std::size_t>(u) * 210;
+    const I m4 = Isa::set8(0x0F), bits45 = Isa::set8(0x30), ones = _mm512_set1_epi16(1);
+    // word shifts per 128-bit lane pair: qh bits 0-1 / 2-3 up to 4-5, bits 4-5 / 6-7 down to 4-5
+    const I up = _mm512_maskz_inserti64x4(Isa::all8, _mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const I down = _mm512_maskz_inserti64x4(Isa::all8, _mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    I xs[2][2];  // half h: values 128h .. 128h + 63, 128h + 64 .. 128h + 127
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+        xs[h][0] = Isa::loadi(x.q + u * 256 + 128 * h);
+        xs[h][1] = Isa::loadi(x.q + u * 256 + 128 * h + 64);
+    }
+    const std::uint8_t* p0 = opaque(R.base + off);
+    I kinds[4][4];  // kind 2h + n (n: low / high nibbles), quad q: lane k = sub-block 8h + 4n + k of rows 4q ..
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+        I pairs[4][2];
+#pragma GCC unroll 2
+        for (int hh = 0; hh < 2; ++hh) {
+            I sums[4][2];
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; ++i) {
+                const std::uint8_t* p = p0 + (4 * q + 2 * hh + i) * R.stride;
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; ++h) {
+                    const I ql = Isa::loadi(p + 64 * h);
+                    const I top = _mm512_maskz_broadcast_i64x4(Isa::all8, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 128 + 32 * h)));
+                    const I lo = Isa::or_(Isa::and_(ql, m4), Isa::and_(_mm512_sllv_epi16(top, up), bits45));
+                    const I hi = Isa::or_(Isa::and_(Isa::srli16<4>(ql), m4), Isa::and_(_mm512_srlv_epi16(top, down), bits45));
+                    sums[2 * h][i] = Isa::dot(Isa::zeroi(), lo, xs[h][0]);
+                    sums[2 * h + 1][i] = Isa::dot(Isa::zeroi(), hi, xs[h][1]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k) pairs[k][hh] = _mm512_madd_epi16(_mm512_packs_epi32(sums[k][0], sums[k][1]), ones);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {  // lane: [r0 a, r0 b, r1 a, r1 b] + [r2 ..] -> [r0, r1, r2, r3]
+            const __m512 a = _mm512_castsi512_ps(pairs[k][0]), b = _mm512_castsi512_ps(pairs[k][1]);
+            kinds[k][q] = Isa::add32(_mm512_castps_si512(_mm512_maskz_shuffle_ps(Isa::all16, a, b, 0x88)),
+                                     _mm512_castps_si512(_mm512_maskz_shuffle_ps(Isa::all16, a, b, 0xDD)));
+        }
+    }
+    I subs[16];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) transpose_lanes(kinds[k], subs + 4 * k);
+    const F d = Isa::f16_lo(Isa::srli32<16>(Isa::gather(R.base + off + 206, R.offs)));
+    I sc[4];
+    Isa::load_t(R.base, R.stride, off + 192, sc);  // int8 scales 4t .. 4t+3
+    F t = Isa::zerof();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+        const I s = sc[j / 4];
+        const I scale = j % 4 == 0 ? Isa::srai32<24>(Isa::slli32<24>(s)) : j % 4 == 1 ? Isa::srai32<24>(Isa::slli32<16>(s))
+                        : j % 4 == 2 ? Isa::srai32<24>(Isa::slli32<8>(s)) : Isa::srai32<24>(s);
+        // subs[4 · kind + k] holds sub-block 8h + 4n + k for kind 2h + n: that is sub-block j
+        t = Isa::fma(Isa::mul(d, Isa::cvt(scale)), Isa::cvt(Isa::add32(subs[j], Isa::bcast32(x.corr + u * 16 + j))), t);
+    }
+    acc = Isa::fma(Isa::bcastf(x.d + u), t, acc);
+}
 #endif
 
 inline std::byte* scratch(int slot, std::size_t bytes);
@@ -1488,6 +1556,7 @@ template <DType T, int MR>
                 if (x.q_lanes != nullptr) row_dots_q4_k(R, u0, x, sink.acc[0]);
                 else decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
             }
+            else if constexpr (T == DType::q6_k && MR == 1) row_dots_q6_k(R, u0, x, sink.acc[0]);
 #endif
             else if constexpr (T == DType::q4_0) decode_q4_0<Sink<T, MR>&>(R, u0, u1, sink);
             else if constexpr (T == DType::q4_k) decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
