@@ -9,9 +9,9 @@
 // 4 x 4 transpose in registers), so one vpdpbusd against 4 activation bytes advances 16 outputs
 // and the block scales apply lane-wise, without horizontal sums.
 //   GEMV, M ≤ 4: decoder and dot products fused, nothing written (Sink); one group ahead is
-//     prefetched to L2 (16 interleaved rows defeat the hardware prefetchers). For M = 1, Q4_0
-//     and Q4_K on AVX-512 with VBMI + GFNI: dot products along each row, then the integer sums
-//     transposed instead of the codes (row_dots_*), fewer shuffles for the same bits.
+//     prefetched to L2 (16 interleaved rows defeat the hardware prefetchers). For M = 1, Q4_0,
+//     Q4_K and Q6_K on AVX-512 with VBMI + GFNI: dot products along each row, then the integer
+//     sums transposed instead of the codes (row_dots_*), fewer shuffles for the same bits.
 //   GEMV, M > 4, and GEMM: decode a panel (2 groups × a slice of K) to L1/L2 once, then run it
 //     past every activation row: tiles of MR rows × 32 outputs (VNNI), or on AMX machines
 //     16 × 16 tiles of exact sub-block sums from tdpbssd, finished by the same float steps.
@@ -57,8 +57,8 @@
 #endif
 // Code built for each ISA lives in its own inline namespace, so translation units compiled with
 // different flags do not share (ODR-merge) inline functions whose bodies differ.
-// With VBMI (vpermi2b) and GFNI as well (Ice Lake, Zen 4 and later), the one-row GEMV of Q4_0
-// and Q4_K takes dot products along the rows instead (row_dots_q4_0 / row_dots_q4_k below).
+// With VBMI (vpermi2b) and GFNI as well (Ice Lake, Zen 4 and later), the one-row GEMV of Q4_0,
+// Q4_K and Q6_K takes dot products along the rows instead (row_dots_* below).
 #if defined(WEFT_QMM_AVX512) && defined(__AVX512VBMI__) && defined(__GFNI__)
 #define WEFT_QMM_ROW_DOTS 1
 #endif
@@ -829,7 +829,8 @@ struct Act {
     Index ldd;
     const std::int32_t* pairs;
     Index ldp;
-    // Q4_0 and Q4_K, one row, WEFT_QMM_ROW_DOTS: q rearranged for row_dots_* (make_act), else null.
+    // Q4_0 and Q4_K, one row, WEFT_QMM_ROW_DOTS: q rearranged for row_dots_* (make_act), else
+    // null (row_dots_q6_k reads q as it is).
     const std::int8_t* q_lanes = nullptr;
     // The same rows from row m and unit u on.
     Act at(Index m, Index u, const Format& f) const {
@@ -1391,9 +1392,10 @@ inline void row_dots_q4_0(const Rows& R, Index u, const Act& x, F& acc) {
 // (x_lanes m: lane k = values 64k + 16m .. + 15). A lane then holds 4 sums of 8 products of its
 // sub-block (at most 15240, so the same two int16 rounds apply), and two 4 × 4 lane shuffles
 // (even and odd sub-blocks) give one vector per sub-block. The header goes through
-// decode_k_header as before (14 ns of the super-block's 74); then the float steps of Sink for
-// Q4_K. One core, Zen 4, per super-block of 16 rows: 80 -> 74 ns. End to end (1B, 2 threads,
-// host at 47 GB/s), both types went from 65-71 % to 78-80 % of the read bandwidth.
+// decode_k_header as before (about a fifth of the time); then the float steps of Sink for Q4_K.
+// One core, Zen 4, per super-block of 16 rows: 80 -> 74 ns (70 with Isa::pick in the header).
+// End to end (1B, 2 threads, host at 47 GB/s), Q4_0 and Q4_K went from 65-71 % to 78-80 % of
+// the read bandwidth.
 struct KHeader {
     F D[8];
     I mv[4];
@@ -1453,11 +1455,12 @@ inline void row_dots_q4_k(const Rows& R, Index u, const Act& x, F& acc) {
 
 // Q6_K the same way. Per row and half h of the super-block, ql's 64 bytes give 4 sub-blocks of
 // 16 values in their low nibbles (lanes 0-3: values 128h + 16k ..) and 4 in their high nibbles
-// (128h + 64 + 16k ..); qh's 32 bytes of that half, loaded into both lane pairs, give the top two bits
-// (shifted per lane pair into bits 4-5), so that codes meet x in its own order. A lane is then
-// one sub-block's 4 sums of 4 products, at most 4 · 63 · 127 = 32004: one int16 round
+// (128h + 64 + 16k ..); qh's 32 bytes of that half, loaded into both lane pairs, give the top
+// two bits (shifted per lane pair into bits 4-5), so that codes meet x in its own order. A lane
+// is then one sub-block's 4 sums of 4 products, at most 4 · 63 · 127 = 32004: one int16 round
 // (vpackssdw + vpmaddwd) fits, the second adds in int32 after two vshufps. Then the float steps
-// of Sink for Q6_K.
+// of Sink for Q6_K. One core, Zen 4, per super-block of 16 rows: 149 -> 125 ns (vpternlogd in
+// place of the and/or pairs measured slower: it shares the vpdpbusd pipes).
 inline void row_dots_q6_k(const Rows& R, Index u, const Act& x, F& acc) {
     const std::size_t off = static_cast<std::size_t>(u) * 210;
     const I m4 = Isa::set8(0x0F), bits45 = Isa::set8(0x30), ones = _mm512_set1_epi16(1);
