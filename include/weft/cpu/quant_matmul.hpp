@@ -1306,7 +1306,8 @@ struct Sink {
 // streaming them with the prefetches.
 inline constexpr auto kRowDotsIndex = [] {
     struct {
-        alignas(64) std::uint8_t codes[64];                           // bytes of [run, run + 56 .. 72)
+        // vpermi2b table: a run's first 64 bytes, then (index 64 + i) its bytes 56 + i
+        alignas(64) std::uint8_t codes[64];
         alignas(64) std::uint16_t pair[32], quad[32], oct[32], lo[32], hi[32];  // the scale tree
     } t{};
     for (int k = 0; k < 4; ++k)
@@ -1348,7 +1349,7 @@ inline void row_dots_q4_0(const Rows& R, Index u, const Act& x, F& acc) {
     const auto& ix = kRowDotsIndex;
     const I codes = _mm512_load_si512(ix.codes), m4 = Isa::set8(0x0F), ones = _mm512_set1_epi16(1);
     const I high = _mm512_set1_epi64(0x1020408000000000);  // gf2p8affine: bits 4-7 down to 0-3
-    const I x_lo = Isa::loadi(x.q_lanes + u * 32), x_hi = Isa::loadi(x.q_lanes + u * 32 + 64);
+    const I x_lo = Isa::loadi(x.q_lanes + u * 32), x_hi = Isa::loadi(x.q_lanes + u * 32 + 64);  // run u / 4: 128 bytes
     const std::uint8_t* p0 = opaque(R.base + static_cast<std::size_t>(u) * 18);
     I quad_sums[4], quad_scales[4];
 #pragma GCC unroll 4
@@ -1389,9 +1390,9 @@ inline void row_dots_q4_0(const Rows& R, Index u, const Act& x, F& acc) {
 // low nibbles one sub-block and its high nibbles the next; two 64-byte loads and two lane
 // shuffles give P = the first 16 bytes of each run and Q = the last 16, so that lane k of
 // lo(P), lo(Q) is sub-block 2k and of hi(P), hi(Q) sub-block 2k + 1, each dotted with its x
-// (x_lanes m: lane k = values 64k + 16m .. + 15). A lane then holds 4 sums of 8 products of its
-// sub-block (at most 15240, so the same two int16 rounds apply), and two 4 × 4 lane shuffles
-// (even and odd sub-blocks) give one vector per sub-block. The header goes through
+// (Act::q_lanes, vector m: lane k = values 64k + 16m .. + 15). A lane then holds 4 sums of 8
+// products of its sub-block (at most 15240, so the same two int16 rounds apply), and two 4 × 4
+// lane shuffles (even and odd sub-blocks) give one vector per sub-block. The header goes through
 // decode_k_header as before (about a fifth of the time); then the float steps of Sink for Q4_K.
 // One core, Zen 4, per super-block of 16 rows: 80 -> 74 ns (70 with Isa::pick in the header).
 // End to end (1B, 2 threads, host at 47 GB/s), Q4_0 and Q4_K went from 65-71 % to 78-80 % of
