@@ -1334,6 +1334,12 @@ inline constexpr auto kRowDotsIndex = [] {
     return t;
 }();
 
+// vgf2p8affineqb matrix: each byte's bits 4-7 down to 0-3 (its high nibble as a code).
+inline constexpr std::int64_t kHighNibble = 0x1020408000000000;
+
+// Lane: a's 4 int32 and b's 4 int32, each exact in int16 -> [a0 + a1, a2 + a3, b0 + b1, b2 + b3].
+inline I add_int16_pairs(I a, I b) { return _mm512_madd_epi16(_mm512_packs_epi32(a, b), _mm512_set1_epi16(1)); }
+
 // Lane k of quad q (rows 4q .. 4q+3) to vector k (16 rows): a 4 × 4 transpose of 128-bit lanes.
 inline void transpose_lanes(const I quad[4], I out[4]) {
     const I t0 = _mm512_maskz_shuffle_i32x4(Isa::all16, quad[0], quad[1], 0x44), t1 = _mm512_maskz_shuffle_i32x4(Isa::all16, quad[0], quad[1], 0xEE);
@@ -1347,8 +1353,7 @@ inline void transpose_lanes(const I quad[4], I out[4]) {
 // acc (lane r: row r's output) += blocks u .. u + 3 of the group's rows.
 inline void row_dots_q4_0(const Rows& R, Index u, const Act& x, F& acc) {
     const auto& ix = kRowDotsIndex;
-    const I codes = _mm512_load_si512(ix.codes), m4 = Isa::set8(0x0F), ones = _mm512_set1_epi16(1);
-    const I high = _mm512_set1_epi64(0x1020408000000000);  // gf2p8affine: bits 4-7 down to 0-3
+    const I codes = _mm512_load_si512(ix.codes), m4 = Isa::set8(0x0F), high = _mm512_set1_epi64(kHighNibble);
     const I x_lo = Isa::loadi(x.q_lanes + u * 32), x_hi = Isa::loadi(x.q_lanes + u * 32 + 64);  // run u / 4: 128 bytes
     const std::uint8_t* p0 = opaque(R.base + static_cast<std::size_t>(u) * 18);
     I quad_sums[4], quad_scales[4];
@@ -1365,10 +1370,10 @@ inline void row_dots_q4_0(const Rows& R, Index u, const Act& x, F& acc) {
                 const I c = _mm512_permutex2var_epi8(raw[i], codes, _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 56))));
                 sums[i] = Isa::dot(Isa::dot(Isa::zeroi(), Isa::and_(c, m4), x_lo), _mm512_gf2p8affine_epi64_epi8(c, high, 0), x_hi);
             }
-            pair_sums[h] = _mm512_madd_epi16(_mm512_packs_epi32(sums[0], sums[1]), ones);
+            pair_sums[h] = add_int16_pairs(sums[0], sums[1]);
             pair_scales[h] = _mm512_permutex2var_epi16(raw[0], _mm512_load_si512(ix.pair), raw[1]);
         }
-        quad_sums[q] = _mm512_madd_epi16(_mm512_packs_epi32(pair_sums[0], pair_sums[1]), ones);
+        quad_sums[q] = add_int16_pairs(pair_sums[0], pair_sums[1]);
         quad_scales[q] = _mm512_permutex2var_epi16(pair_scales[0], _mm512_load_si512(ix.quad), pair_scales[1]);
     }
     const I oct0 = _mm512_permutex2var_epi16(quad_scales[0], _mm512_load_si512(ix.oct), quad_scales[1]);
@@ -1432,16 +1437,27 @@ inline I add_pairs(I v, I w) {
                       _mm512_castps_si512(_mm512_maskz_shuffle_ps(Isa::all16, a, b, 0xDD)));
 }
 
-// acc (lane r: row r's output) += super-block u of the group's rows.
-inline void row_dots_q4_k(const Rows& R, Index u, const Act& x, F& acc) {
-    const I m4 = Isa::set8(0x0F), ones = _mm512_set1_epi16(1), high = _mm512_set1_epi64(0x1020408000000000);
+// acc (lane r: row r's output) += super-block u of the group's rows, Q4_K or Q5_K. Q5_K as Q4_K
+// (x in the same lanes), each code with its fifth bit: qh[l] bit j belongs to value l of
+// sub-block j, so P's lane k takes bits 2k (low nibbles) and 2k + 1 (high) of qh[0 .. 15], Q's of
+// qh[16 .. 31], moved to bit 4 by vgf2p8affineqb with a matrix per lane. A lane's sums then reach
+// 2 · 4 · 31 · 127 = 31496: one int16 round, then the int32 adds of Q6_K. One core, Zen 4, per
+// super-block of 16 rows: 115 -> 88 ns.
+template <DType T>
+void row_dots_q45_k(const Rows& R, Index u, const Act& x, F& acc) {
+    constexpr bool q5 = T == DType::q5_k;
+    constexpr std::size_t unit_bytes = q5 ? 176 : 144, qs = q5 ? 48 : 16;  // qh (Q5_K) at 16
+    const I m4 = Isa::set8(0x0F), high = _mm512_set1_epi64(kHighNibble);
+    // lane k: bit 2k (bit 2k + 1) to bit 4, i.e. matrix byte 3 = that bit
+    const I bit_lo = _mm512_setr_epi64(1 << 24, 1 << 24, 4 << 24, 4 << 24, 16 << 24, 16 << 24, 64 << 24, 64 << 24);
+    const I bit_hi = _mm512_setr_epi64(2 << 24, 2 << 24, 8 << 24, 8 << 24, 32 << 24, 32 << 24, std::int64_t{128} << 24, std::int64_t{128} << 24);
     I xl[4];
 #pragma GCC unroll 4
     for (int m = 0; m < 4; ++m) xl[m] = Isa::loadi(x.q_lanes + u * 256 + 64 * m);
-    const std::size_t off = static_cast<std::size_t>(u) * 144;
+    const std::size_t off = static_cast<std::size_t>(u) * unit_bytes;
     KHeader h;
     decode_k_header<KHeader&>(R, off, u, h);
-    const std::uint8_t* p0 = opaque(R.base + off + 16);
+    const std::uint8_t* p0 = opaque(R.base + off);
     I even[4], odd[4];  // quad q: lane k = sub-block 2k (2k + 1) of rows 4q .. 4q+3
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
@@ -1452,64 +1468,26 @@ inline void row_dots_q4_k(const Rows& R, Index u, const Act& x, F& acc) {
 #pragma GCC unroll 2
             for (int i = 0; i < 2; ++i) {
                 const std::uint8_t* p = p0 + (4 * q + 2 * hh + i) * R.stride;
-                const I a = Isa::loadi(p), b = Isa::loadi(p + 64);
+                const I a = Isa::loadi(p + qs), b = Isa::loadi(p + qs + 64);
                 const I P = _mm512_maskz_shuffle_i64x2(Isa::all8, a, b, 0x88), Q = _mm512_maskz_shuffle_i64x2(Isa::all8, a, b, 0xDD);
-                se[i] = Isa::dot(Isa::dot(Isa::zeroi(), Isa::and_(P, m4), xl[0]), Isa::and_(Q, m4), xl[1]);
-                so[i] = Isa::dot(Isa::dot(Isa::zeroi(), _mm512_gf2p8affine_epi64_epi8(P, high, 0), xl[2]),
-                                 _mm512_gf2p8affine_epi64_epi8(Q, high, 0), xl[3]);
-            }
-            pair_even[hh] = _mm512_madd_epi16(_mm512_packs_epi32(se[0], se[1]), ones);
-            pair_odd[hh] = _mm512_madd_epi16(_mm512_packs_epi32(so[0], so[1]), ones);
-        }
-        even[q] = _mm512_madd_epi16(_mm512_packs_epi32(pair_even[0], pair_even[1]), ones);
-        odd[q] = _mm512_madd_epi16(_mm512_packs_epi32(pair_odd[0], pair_odd[1]), ones);
-    }
-    k_float_steps(h, even, odd, x, u, acc);
-}
-
-// Q5_K as Q4_K (x in the same lanes), each code with its fifth bit: qh[l] bit j belongs to value
-// l of sub-block j, so P's lane k takes bits 2k (low nibbles) and 2k + 1 (high) of qh[0 .. 15],
-// Q's of qh[16 .. 31], moved to bit 4 by vgf2p8affineqb with a matrix per lane. A lane's sums
-// reach 2 · 4 · 31 · 127 = 31496: one int16 round, then the int32 adds of Q6_K. One core, Zen 4,
-// per super-block of 16 rows: 115 -> 88 ns.
-inline void row_dots_q5_k(const Rows& R, Index u, const Act& x, F& acc) {
-    const I m4 = Isa::set8(0x0F), ones = _mm512_set1_epi16(1), high = _mm512_set1_epi64(0x1020408000000000);
-    // lane k: bit 2k (bit 2k + 1) to bit 4, i.e. matrix byte 3 = that bit
-    const I bit_lo = _mm512_setr_epi64(1 << 24, 1 << 24, 4 << 24, 4 << 24, 16 << 24, 16 << 24, std::int64_t{64} << 24, std::int64_t{64} << 24);
-    const I bit_hi = _mm512_setr_epi64(2 << 24, 2 << 24, 8 << 24, 8 << 24, 32 << 24, 32 << 24, std::int64_t{128} << 24, std::int64_t{128} << 24);
-    I xl[4];
-#pragma GCC unroll 4
-    for (int m = 0; m < 4; ++m) xl[m] = Isa::loadi(x.q_lanes + u * 256 + 64 * m);
-    const std::size_t off = static_cast<std::size_t>(u) * 176;
-    KHeader h;
-    decode_k_header<KHeader&>(R, off, u, h);
-    const std::uint8_t* p0 = opaque(R.base + off + 16);  // qh, then qs at + 32
-    I even[4], odd[4];
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-        I pair_even[2], pair_odd[2];
-#pragma GCC unroll 2
-        for (int hh = 0; hh < 2; ++hh) {
-            I se[2], so[2];
-#pragma GCC unroll 2
-            for (int i = 0; i < 2; ++i) {
-                const std::uint8_t* p = p0 + (4 * q + 2 * hh + i) * R.stride;
-                const I a = Isa::loadi(p + 32), b = Isa::loadi(p + 96);
-                const I P = _mm512_maskz_shuffle_i64x2(Isa::all8, a, b, 0x88), Q = _mm512_maskz_shuffle_i64x2(Isa::all8, a, b, 0xDD);
-                const I hp = _mm512_maskz_broadcast_i32x4(Isa::all16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-                const I hq = _mm512_maskz_broadcast_i32x4(Isa::all16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-                const I lo_p = Isa::or_(Isa::and_(P, m4), _mm512_gf2p8affine_epi64_epi8(hp, bit_lo, 0));
-                const I lo_q = Isa::or_(Isa::and_(Q, m4), _mm512_gf2p8affine_epi64_epi8(hq, bit_lo, 0));
-                const I hi_p = Isa::or_(_mm512_gf2p8affine_epi64_epi8(P, high, 0), _mm512_gf2p8affine_epi64_epi8(hp, bit_hi, 0));
-                const I hi_q = Isa::or_(_mm512_gf2p8affine_epi64_epi8(Q, high, 0), _mm512_gf2p8affine_epi64_epi8(hq, bit_hi, 0));
+                I lo_p = Isa::and_(P, m4), lo_q = Isa::and_(Q, m4);
+                I hi_p = _mm512_gf2p8affine_epi64_epi8(P, high, 0), hi_q = _mm512_gf2p8affine_epi64_epi8(Q, high, 0);
+                if constexpr (q5) {
+                    const I hp = _mm512_maskz_broadcast_i32x4(Isa::all16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+                    const I hq = _mm512_maskz_broadcast_i32x4(Isa::all16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32)));
+                    lo_p = Isa::or_(lo_p, _mm512_gf2p8affine_epi64_epi8(hp, bit_lo, 0));
+                    lo_q = Isa::or_(lo_q, _mm512_gf2p8affine_epi64_epi8(hq, bit_lo, 0));
+                    hi_p = Isa::or_(hi_p, _mm512_gf2p8affine_epi64_epi8(hp, bit_hi, 0));
+                    hi_q = Isa::or_(hi_q, _mm512_gf2p8affine_epi64_epi8(hq, bit_hi, 0));
+                }
                 se[i] = Isa::dot(Isa::dot(Isa::zeroi(), lo_p, xl[0]), lo_q, xl[1]);
                 so[i] = Isa::dot(Isa::dot(Isa::zeroi(), hi_p, xl[2]), hi_q, xl[3]);
             }
-            pair_even[hh] = _mm512_madd_epi16(_mm512_packs_epi32(se[0], se[1]), ones);
-            pair_odd[hh] = _mm512_madd_epi16(_mm512_packs_epi32(so[0], so[1]), ones);
+            pair_even[hh] = add_int16_pairs(se[0], se[1]);
+            pair_odd[hh] = add_int16_pairs(so[0], so[1]);
         }
-        even[q] = add_pairs(pair_even[0], pair_even[1]);
-        odd[q] = add_pairs(pair_odd[0], pair_odd[1]);
+        even[q] = q5 ? add_pairs(pair_even[0], pair_even[1]) : add_int16_pairs(pair_even[0], pair_even[1]);
+        odd[q] = q5 ? add_pairs(pair_odd[0], pair_odd[1]) : add_int16_pairs(pair_odd[0], pair_odd[1]);
     }
     k_float_steps(h, even, odd, x, u, acc);
 }
@@ -1524,7 +1502,7 @@ inline void row_dots_q5_k(const Rows& R, Index u, const Act& x, F& acc) {
 // place of the and/or pairs measured slower: it shares the vpdpbusd pipes).
 inline void row_dots_q6_k(const Rows& R, Index u, const Act& x, F& acc) {
     const std::size_t off = static_cast<std::size_t>(u) * 210;
-    const I m4 = Isa::set8(0x0F), bits45 = Isa::set8(0x30), ones = _mm512_set1_epi16(1);
+    const I m4 = Isa::set8(0x0F), bits45 = Isa::set8(0x30);
     // word shifts per 128-bit lane pair: qh bits 0-1 / 2-3 up to 4-5, bits 4-5 / 6-7 down to 4-5
     const I up = _mm512_maskz_inserti64x4(Isa::all8, _mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const I down = _mm512_maskz_inserti64x4(Isa::all8, _mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
@@ -1556,7 +1534,7 @@ inline void row_dots_q6_k(const Rows& R, Index u, const Act& x, F& acc) {
                 }
             }
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; ++k) pairs[k][hh] = _mm512_madd_epi16(_mm512_packs_epi32(sums[k][0], sums[k][1]), ones);
+            for (int k = 0; k < 4; ++k) pairs[k][hh] = add_int16_pairs(sums[k][0], sums[k][1]);
         }
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) kinds[k][q] = add_pairs(pairs[k][0], pairs[k][1]);
@@ -1612,12 +1590,9 @@ template <DType T, int MR>
                 if (x.q_lanes != nullptr && u1 - u0 == 4) row_dots_q4_0(R, u0, x, sink.acc[0]);
                 else decode_q4_0<Sink<T, MR>&>(R, u0, u1, sink);
             }
-            else if constexpr (T == DType::q4_k && MR == 1) {
-                if (x.q_lanes != nullptr) row_dots_q4_k(R, u0, x, sink.acc[0]);
-                else decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
-            }
-            else if constexpr (T == DType::q5_k && MR == 1) {
-                if (x.q_lanes != nullptr) row_dots_q5_k(R, u0, x, sink.acc[0]);
+            else if constexpr ((T == DType::q4_k || T == DType::q5_k) && MR == 1) {
+                if (x.q_lanes != nullptr) row_dots_q45_k<T>(R, u0, x, sink.acc[0]);
+                else if constexpr (T == DType::q4_k) decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
                 else decode_q5_k<Sink<T, MR>&>(R, u0, u1, sink);
             }
             else if constexpr (T == DType::q6_k && MR == 1) row_dots_q6_k(R, u0, x, sink.acc[0]);
