@@ -124,6 +124,10 @@ find_package(doctest REQUIRED)
 add_executable(weft_tsan_kernels "$root/tests/main.cpp" $(printf '"%s" ' "${files[@]}"))
 target_link_libraries(weft_tsan_kernels PRIVATE weft::openmp weft_dev_flags doctest::doctest)
 target_compile_definitions(weft_tsan_kernels PRIVATE WEFT_SOURCE_DIR="$root")
+# Unity build, as weft_tests (tests/CMakeLists.txt): the whole models in one group, the rest in another.
+set_target_properties(weft_tsan_kernels PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE GROUP)
+set_source_files_properties("$root/tests/main.cpp" PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+$(for f in "${files[@]}"; do [[ "$f" =~ /tests/(models|nn)/ ]] && g=models || g=kernels; printf 'set_source_files_properties("%s" PROPERTIES UNITY_GROUP %s)\n' "$f" "$g"; done)
 EOF
     # Rewritten only when it changes, so an unchanged rebuild stays incremental.
     cmp -s "$project/CMakeLists.txt.new" "$project/CMakeLists.txt" || mv "$project/CMakeLists.txt.new" "$project/CMakeLists.txt"

@@ -10,6 +10,8 @@
 
 #include <weft/core/dtype.hpp>
 
+namespace test_dtype {
+
 namespace {
 
 // Reference value of binary16 bits, computed from the definition.
@@ -142,3 +144,5 @@ TEST_CASE("dtype tags name and size every element type") {
     CHECK(weft::convert<float>(weft::f16(1.5f)) == 1.5f);
     CHECK(float(weft::convert<weft::bf16>(3)) == 3.0f);
 }
+
+}  // namespace test_dtype

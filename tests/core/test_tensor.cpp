@@ -12,6 +12,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_tensor {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -186,3 +188,5 @@ TEST_CASE("MappedFile in FileLoad::copy holds the same bytes on 2 MiB-aligned me
     CHECK_THROWS_WITH_AS(weft::MappedFile("no/such/file.gguf", weft::FileLoad::copy),
                          "cannot open 'no/such/file.gguf': No such file or directory", weft::Error);
 }
+
+}  // namespace test_tensor

@@ -9,6 +9,8 @@
 #include <iterator>
 #include <string>
 
+namespace test_version {
+
 namespace {
 
 std::string read_source_file(const std::string& relative) {
@@ -44,3 +46,5 @@ TEST_CASE("CMake, vcpkg and Conan give the version in version.hpp") {
     //     version = "0.1.0"
     CHECK(value_after(read_source_file("conanfile.py"), "\n    version = \"", '"', "conanfile.py") == version);
 }
+
+}  // namespace test_version

@@ -12,6 +12,8 @@
 #include "weft/core/threading.hpp"
 #include "weft/cpu/gemm.hpp"
 
+namespace test_gemm {
+
 namespace {
 
 using dim = std::ptrdiff_t;
@@ -220,3 +222,5 @@ TEST_CASE("gemm_f32 rejects negative sizes and overlapping C rows with weft::Err
                          "gemm_f32: ldc=3 is smaller than N=4; rows of C would overlap", weft::Error);
     CHECK_THROWS_AS(weft::cpu::gemm_f32(2, 2, 2, nullptr, 2, 1, x, 2, 1, x, 2), weft::Error);
 }
+
+}  // namespace test_gemm

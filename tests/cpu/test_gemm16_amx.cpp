@@ -12,6 +12,8 @@
 #include <weft/cpu/gemm16_amx.hpp>
 #include <weft/nn/linear.hpp>
 
+namespace test_gemm16_amx {
+
 namespace {
 
 using weft::Index;
@@ -135,3 +137,5 @@ TEST_CASE("Linear with 16-bit weights: the prefill GEMM (AMX tiles where present
     for (Index i = 0; i < fast.numel(); ++i) worst = std::max(worst, double(std::abs(fast.data()[i] - widened.data()[i])));
     CHECK(worst <= 1e-4);
 }
+
+}  // namespace test_gemm16_amx

@@ -16,6 +16,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_gemm_bf16 {
+
 namespace {
 
 using weft::bf16;
@@ -143,5 +145,7 @@ TEST_CASE("gemm_bf16 rejects bad sizes and strides") {
     CHECK_THROWS_WITH_AS(weft::cpu::gemm_bf16(1, 1, 1, &x, 1, static_cast<const bf16*>(nullptr), &out, 1), doctest::Contains("null"),
                          weft::Error);
 }
+
+}  // namespace test_gemm_bf16
 
 #endif  // WEFT_GEMM_BF16

@@ -9,6 +9,8 @@
 #include <weft/core/threading.hpp>
 #include <weft/cpu/gemv.hpp>
 
+namespace test_gemv {
+
 namespace {
 
 template <class W>
@@ -72,3 +74,5 @@ TEST_CASE("gemv_nt results are bit-identical for 1, 2 and 3 threads") {
     CHECK(one == run(3));
     weft::set_num_threads(before);
 }
+
+}  // namespace test_gemv

@@ -19,6 +19,8 @@
 #include <weft/quant/activation.hpp>
 #include <weft/quant/dequantize.hpp>
 
+namespace test_quant_kernels {
+
 namespace {
 
 using weft::DType;
@@ -341,3 +343,5 @@ TEST_CASE("quantized matmul rejects bad shapes and dtypes with weft::Error") {
     CHECK_THROWS_AS(weft::cpu::quant_matmul_nt(DType::q8_0, 2, 4, 32, x.data(), 16, w.data(), out.data(), 4), weft::Error);
     CHECK_NOTHROW(weft::cpu::quant_matmul_nt(DType::q8_0, 0, 4, 32, x.data(), 32, w.data(), out.data(), 4));
 }
+
+}  // namespace test_quant_kernels

@@ -21,6 +21,8 @@
 #define WEFT_TEST_GUARD_PAGES 1
 #endif
 
+namespace test_simd {
+
 namespace {
 
 using weft::bf16;
@@ -519,3 +521,5 @@ TEST_CASE_TEMPLATE("int8 and int32 loads convert like static_cast<float>", V, si
         for (int k = 0; k < V::width; ++k) CHECK(bits(out[k]) == bits(static_cast<float>(i32[i + k])));
     }
 }
+
+}  // namespace test_simd

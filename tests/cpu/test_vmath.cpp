@@ -14,6 +14,8 @@
 
 #include "weft/cpu/vmath.hpp"
 
+namespace test_vmath {
+
 namespace {
 
 namespace simd = weft::simd;
@@ -346,3 +348,5 @@ TEST_CASE_TEMPLATE("every build computes the same bits: ISA, compiler and -ffp-c
     // update it from the failure message.
     CHECK(h == 0x4f2488e69379185dull);
 }
+
+}  // namespace test_vmath

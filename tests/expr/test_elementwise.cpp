@@ -9,6 +9,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_elementwise {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -263,3 +265,5 @@ TEST_CASE("outputs large enough for streaming stores are exact, also into a misa
     for (Index i = 0; i < 1000; ++i) REQUIRE(out(i) == small(i));
     CHECK(out_storage(0) == 0.0f);
 }
+
+}  // namespace test_elementwise

@@ -6,6 +6,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_matmul {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -111,3 +113,5 @@ TEST_CASE("matmul results are bit-identical for 1, 2 and 3 threads") {
     CHECK(one == with_threads(2, run));
     CHECK(one == with_threads(3, run));
 }
+
+}  // namespace test_matmul

@@ -7,6 +7,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_reduce {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -142,3 +144,5 @@ TEST_CASE("reductions are bit-identical for 1, 2 and 3 threads") {
     CHECK(one == with_threads(2, run));
     CHECK(one == with_threads(3, run));
 }
+
+}  // namespace test_reduce

@@ -17,6 +17,8 @@
 
 #include <weft/io/gguf.hpp>
 
+namespace test_gguf {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -797,3 +799,5 @@ TEST_CASE("gguf::File refuses a file truncated at any byte before the end of its
 TEST_CASE("gguf::File reports a missing file by name") {
     CHECK(has(error_of([] { gguf::File f("no_such_dir_weft/model.gguf"); }), "no_such_dir_weft/model.gguf"));
 }
+
+}  // namespace test_gguf

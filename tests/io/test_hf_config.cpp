@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <weft/io/hf_config.hpp>
 
+namespace test_hf_config {
+
 namespace {
 
 using nlohmann::json;
@@ -412,3 +414,5 @@ TEST_CASE("hf config: load_llama_config reads a config.json by path or from its 
     }
     fs::remove_all(dir);
 }
+
+}  // namespace test_hf_config

@@ -12,6 +12,8 @@
 
 #include <weft/io/npy.hpp>
 
+namespace test_npy {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -240,3 +242,5 @@ TEST_CASE("npy: load names a file it cannot open, save a file it cannot create")
               }),
               "npy: cannot create no_such_dir_weft/x.npy"));
 }
+
+}  // namespace test_npy

@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <weft/io/safetensors.hpp>
 
+namespace test_safetensors {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -492,3 +494,5 @@ TEST_CASE("safetensors::Checkpoint refuses an index that lies") {
         check_checkpoint_rejected(d, "model-00002-of-00002.safetensors: the file has 5 bytes, too short");
     }
 }
+
+}  // namespace test_safetensors

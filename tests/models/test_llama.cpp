@@ -8,6 +8,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_llama {
+
 using weft::Index;
 using weft::Tensor;
 using namespace weft_test;
@@ -175,3 +177,5 @@ TEST_CASE("Llama prompts longer than one internal batch equal the same prompt fe
     CHECK(whole.position() == 300);
     CHECK_THROWS_AS(whole.truncate(302), weft::Error);
 }
+
+}  // namespace test_llama

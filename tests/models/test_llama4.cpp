@@ -15,6 +15,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_llama4 {
+
 using weft::Index;
 using weft::Tensor;
 using namespace weft_test;
@@ -373,3 +375,5 @@ TEST_CASE("Llama4 truncates within the current chunk or to a chunk start, and th
                          weft::Error);
     CHECK_THROWS_WITH_AS(m.truncate(22), "Llama4::truncate: position 22 is outside 0..21", weft::Error);
 }
+
+}  // namespace test_llama4

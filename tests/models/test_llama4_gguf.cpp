@@ -21,6 +21,8 @@
 
 #include <weft/io/gguf_convert_llama4.hpp>
 
+namespace test_llama4_gguf {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -587,3 +589,5 @@ TEST_CASE("Llama4::from_gguf names what a file lacks or gets wrong, and the conv
     CHECK(error_of([&] { gguf::convert_llama4_hf_to_gguf(fewer_hf, dir.file("fewer.gguf")); }) ==
           "gguf: the checkpoint's tensor 'model.layers.3.feed_forward.down_proj.weight' has no place in a GGUF llama4 file");
 }
+
+}  // namespace test_llama4_gguf

@@ -15,6 +15,8 @@
 
 #include <weft/io/gguf_convert.hpp>
 
+namespace test_llama_gguf {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -381,3 +383,5 @@ TEST_CASE("Llama::from_pretrained dispatches GGUF files by magic, and from_gguf 
     const std::string e8 = error_of([&] { (void)weft::Llama::from_gguf(p8); });  // gate, up or down: argument order is unspecified
     CHECK_MESSAGE((has(e8, "Llama: " + p8 + ": tensor 'blk.0.ffn_") && (has(e8, "expected [100, 64]") || has(e8, "expected [64, 100]"))), e8);
 }
+
+}  // namespace test_llama_gguf

@@ -12,6 +12,8 @@
 #include "../helpers.hpp"
 #include "../temp_dir.hpp"
 
+namespace test_llama_quantized {
+
 using weft::Index;
 using weft::Tensor;
 using namespace weft_test;
@@ -96,3 +98,5 @@ TEST_CASE("quantized Llama logits are bit-identical for 1 and 2 threads and deco
         CHECK(worst <= 1e-4);
     }
 }
+
+}  // namespace test_llama_quantized

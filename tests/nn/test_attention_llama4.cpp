@@ -8,6 +8,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_attention_llama4 {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -219,3 +221,5 @@ TEST_CASE("attend and Attention refuse a one-chunk cache used across chunks or w
     CHECK_THROWS_WITH_AS(b.run(b.attention(), random_tensor(Shape{2, 20}), 0, ring, s),
                          "Attention: a chunk cache of 8 positions for chunk size 4 at position 0", weft::Error);
 }
+
+}  // namespace test_attention_llama4

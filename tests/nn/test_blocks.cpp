@@ -10,6 +10,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_blocks {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -407,3 +409,5 @@ TEST_CASE("Linear::forward_group gives the same bits as one forward per layer, b
             CHECK(bits_of(gb) == bits_of(yb));
         }
 }
+
+}  // namespace test_blocks

@@ -11,6 +11,8 @@
 
 #include "../helpers.hpp"
 
+namespace test_moe {
+
 using weft::Index;
 using weft::Shape;
 using weft::Tensor;
@@ -282,3 +284,5 @@ TEST_CASE("MoE output is bit-identical for 1 and 2 threads, and its errors name 
     nn::MoEScratch s;
     CHECK_THROWS_WITH_AS(r.block().forward(x, s, out.view()), "MoE: input of shape [17, 40] and output of shape [17, 39] for dim 40 (expected [tokens, 40] each, the output contiguous)", weft::Error);
 }
+
+}  // namespace test_moe

@@ -29,6 +29,8 @@
 #include <weft/quant/dequantize.hpp>
 #include <weft/quant/quantize.hpp>
 
+namespace test_quantize {
+
 namespace {
 
 using weft::DType;
@@ -312,3 +314,5 @@ TEST_CASE("quantizers reject partial blocks, non-weight dtypes and bad importanc
     CHECK(q::quantized_row_bytes(DType::q4_k, 512) == 288);
     CHECK(q::quantized_row_bytes(DType::f16, 10) == 20);
 }
+
+}  // namespace test_quantize

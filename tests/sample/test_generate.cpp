@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <weft/sample/generate.hpp>
 
+namespace test_generate {
+
 using weft::GenerateOptions;
 using weft::Index;
 using weft::StopReason;
@@ -216,3 +218,5 @@ TEST_CASE("greedy generate on the demo model reproduces models/demo/golden.json"
     CHECK(r.reason == (stops ? StopReason::eos : StopReason::length));
     CHECK(got == want);
 }
+
+}  // namespace test_generate

@@ -13,6 +13,8 @@
 
 #include <weft/sample/sampler.hpp>
 
+namespace test_sampler {
+
 using weft::sample::Candidate;
 using weft::sample::Rng;
 using weft::sample::Sampler;
@@ -406,3 +408,5 @@ TEST_CASE("the sampler rejects bad logits, histories and settings with weft::Err
     o = plain(std::numeric_limits<float>::infinity());
     CHECK_THROWS_AS(Sampler{o}, weft::Error);
 }
+
+}  // namespace test_sampler

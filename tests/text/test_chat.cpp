@@ -13,6 +13,8 @@
 
 #include "../temp_dir.hpp"
 
+namespace test_chat {
+
 using weft::text::ChatMessage;
 using weft::text::ChatTemplate;
 
@@ -145,3 +147,5 @@ TEST_CASE("each template names its BOS and the tokens that end an assistant turn
     const std::vector<ChatMessage> one = {{"user", "hi"}};
     for (ChatTemplate t : all_templates) CHECK(weft::text::render(t, one, true).rfind(weft::text::chat_bos_token(t), 0) == 0);
 }
+
+}  // namespace test_chat

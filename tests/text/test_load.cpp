@@ -7,6 +7,8 @@
 #include "../temp_dir.hpp"
 #include "text_golden.hpp"
 
+namespace test_load {
+
 using namespace weft_test::text;
 
 namespace {
@@ -81,3 +83,5 @@ TEST_CASE("load_tokenizer names the file when a GGUF file has no tokenizer or an
     u.write(unknown);
     CHECK_THROWS_WITH_AS(weft::text::load_tokenizer(unknown), doctest::Contains("tokenizer.ggml.model is 'bert'"), weft::Error);
 }
+
+}  // namespace test_load

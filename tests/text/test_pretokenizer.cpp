@@ -10,6 +10,8 @@
 
 #include "text_golden.hpp"
 
+namespace test_pretokenizer {
+
 namespace {
 
 using weft::text::CharClass;
@@ -152,3 +154,5 @@ TEST_CASE("GPT-2's byte alphabet maps the 256 bytes to 256 distinct characters a
     CHECK(char_to_byte(U' ') == -1);
     CHECK(char_to_byte(0x144) == -1);
 }
+
+}  // namespace test_pretokenizer

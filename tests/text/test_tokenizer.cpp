@@ -14,6 +14,8 @@
 #include "../temp_dir.hpp"
 #include "text_golden.hpp"
 
+namespace test_tokenizer {
+
 namespace {
 
 using weft::text::StreamDecoder;
@@ -406,3 +408,5 @@ TEST_CASE("a tokenizer.model that is not a Llama-style SentencePiece BPE model i
     dir.write("tokenizer.model", tiny_model());
     CHECK(Tokenizer::from_pretrained(dir.path.string()).vocab_size() == 7);
 }
+
+}  // namespace test_tokenizer

@@ -9,6 +9,8 @@
 
 #include "text_golden.hpp"
 
+namespace test_tokenizer_golden {
+
 namespace {
 
 using weft::text::StreamDecoder;
@@ -211,3 +213,5 @@ TEST_CASE("the SentencePiece scorer and HF's rank-ordered merges agree on this m
         CHECK(spm.encode(c.bytes, false) == hf.encode(c.bytes, false));
     }
 }
+
+}  // namespace test_tokenizer_golden
