@@ -846,13 +846,15 @@ struct Act {
 // Builds the per-type arrays for qa (sized for qa's rows) in `store`.
 inline Act make_act(DType t, const quant::QuantizedActivations& qa, std::vector<std::int32_t>& store) {
     const Format f = format_of(t);
-    const Index M = (qa.rows() + 15) / 16 * 16, K = qa.cols(), units = K / f.unit_values;  // padded rows too
+    // The kernels read the padding rows too (up to a multiple of 16); their sums are zero, and
+    // so are their entries here, set with one fill instead of computed.
+    const Index rows = qa.rows(), M = (rows + 15) / 16 * 16, K = qa.cols(), units = K / f.unit_values;
     Act a{qa.q(0), qa.ldq(), nullptr, 0, qa.d(0), units, nullptr, 0};
     const int offset = t == DType::q8_0 ? (Isa::q8_unsigned ? 128 : 0) : t == DType::q4_0 ? 8 : t == DType::q6_k ? 32 : 0;
     if (offset != 0) {
         const Index subs = K / f.sub, per = f.sub / 16;
-        store.resize(static_cast<std::size_t>(M * subs));
-        for (Index m = 0; m < M; ++m) {
+        store.assign(static_cast<std::size_t>(M * subs), 0);
+        for (Index m = 0; m < rows; ++m) {
             const std::int16_t* s = qa.sums(m);
             for (Index j = 0; j < subs; ++j) {
                 std::int32_t sum = 0;
@@ -863,8 +865,8 @@ inline Act make_act(DType t, const quant::QuantizedActivations& qa, std::vector<
         a.corr = store.data();
         a.ldc = subs;
     } else if (f.mins) {
-        store.resize(static_cast<std::size_t>(M * units * 4));
-        for (Index m = 0; m < M; ++m) {
+        store.assign(static_cast<std::size_t>(M * units * 4), 0);
+        for (Index m = 0; m < rows; ++m) {
             const std::int16_t* s = qa.sums(m);
             for (Index p = 0; p < units * 4; ++p) {  // pair p: sub-blocks 2p, 2p + 1 (16 values each: sums 4p .. 4p+3)
                 const std::int32_t lo = s[4 * p] + s[4 * p + 1], hi = s[4 * p + 2] + s[4 * p + 3];
