@@ -121,55 +121,75 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
             fail("attend: positions ", start, "..", start + T - 1, " span chunks of ", cache.chunk(),
                  " positions, but a chunk cache holds one chunk (attend once per chunk)");
     }
-    constexpr Index tile = 64;
-    parallel_for(T * H, 1, [&](Index begin, Index end) {
-        float scores[tile];
-        for (Index th = begin; th < end; ++th) {
-            const Index t = th / H, h = th % H, kv = h / group;
+    // One work item per (query, kv head): the `group` query heads that share a kv head go through
+    // the keys together, batch heads at a time, so each key and value row is read from memory once
+    // and from L1 by the other heads. Each head's arithmetic is that of a head on its own (the
+    // same tiles, in the same order), so the result does not depend on the batching.
+    constexpr Index tile = 64, batch = 8;
+    const Index KV = config.n_kv_heads;
+    parallel_for(T * KV, 1, [&](Index begin, Index end) {
+        float scores[batch][tile];
+        float running_max[batch], running_sum[batch], correction[batch];
+        for (Index item = begin; item < end; ++item) {
+            const Index t = item / KV, kv = item % KV;
             const Index pos = start + t;
             const Index first = config.chunk_size > 0 ? pos / config.chunk_size * config.chunk_size : 0;
             // Key j sits in row j − base: base 0 in a plain cache, the chunk's start in a chunk cache.
             const Index base = cache.chunk() > 0 ? first : 0;
-            const float* qv = q.data() + t * q.strides()[0] + h * q.strides()[1];
-            float* acc = out.data() + t * out.strides()[0] + h * D;
-            std::fill_n(acc, D, 0.0f);
-            float running_max = -std::numeric_limits<float>::infinity(), running_sum = 0;
-            for (Index j0 = first; j0 <= pos; j0 += tile) {
-                const Index n = std::min(tile, pos + 1 - j0);
-                float tile_max = -std::numeric_limits<float>::infinity();
-                // Rows of one kv head lie n_kv_heads · head_dim apart: too far apart for the
-                // hardware prefetcher when decoding, so ask for the rows `ahead` in the loop.
-                constexpr Index ahead = 4;
-                const Index row = config.n_kv_heads * D;
-                for (Index j = 0; j < n; ++j) {
-                    const float* kj = cache.keys().data() + ((j0 + j - base) * config.n_kv_heads + kv) * D;
-                    if (j0 + j + ahead <= pos) cpu::prefetch_floats(kj + ahead * row, D);
-                    scores[j] = cpu::dot(qv, kj, D) * scale;
-                    tile_max = std::max(tile_max, scores[j]);
+            const float* keys = cache.keys().data() + ((first - base) * KV + kv) * D;  // row j: keys + (j − first)·row
+            const float* values = cache.values().data() + ((first - base) * KV + kv) * D;
+            const Index row = KV * D;
+            for (Index h0 = kv * group; h0 < (kv + 1) * group; h0 += batch) {
+                const Index nh = std::min(batch, (kv + 1) * group - h0);
+                const float* qv = q.data() + t * q.strides()[0] + h0 * q.strides()[1];  // head h0 + i: qv + i·q.strides()[1]
+                float* acc = out.data() + t * out.strides()[0] + h0 * D;                  // head h0 + i: acc + i·D
+                std::fill_n(acc, nh * D, 0.0f);
+                std::fill_n(running_max, nh, -std::numeric_limits<float>::infinity());
+                std::fill_n(running_sum, nh, 0.0f);
+                for (Index j0 = first; j0 <= pos; j0 += tile) {
+                    const Index n = std::min(tile, pos + 1 - j0);
+                    // Rows of one kv head lie n_kv_heads · head_dim apart: too far apart for the
+                    // hardware prefetcher when decoding, so ask for the key and value rows
+                    // `ahead` in the loop.
+                    constexpr Index ahead = 8;
+                    for (Index j = 0; j < n; ++j) {
+                        const Index r = j0 + j - first;
+                        if (j0 + j + ahead <= pos) {
+                            cpu::prefetch_floats(keys + (r + ahead) * row, D);
+                            cpu::prefetch_floats(values + (r + ahead) * row, D);
+                        }
+                        for (Index i = 0; i < nh; ++i) scores[i][j] = cpu::dot(qv + i * q.strides()[1], keys + r * row, D) * scale;
+                    }
+                    for (Index i = 0; i < nh; ++i) {
+                        float tile_max = -std::numeric_limits<float>::infinity();
+                        for (Index j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[i][j]);
+                        const float new_max = std::max(running_max[i], tile_max);
+                        // Rescale what was accumulated under the old maximum.
+                        correction[i] =
+                            running_max[i] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(running_max[i] - new_max);
+                        running_sum[i] *= correction[i];
+                        running_max[i] = new_max;
+                        // Probabilities of the tile, exp vectorised (packets and single lanes give
+                        // the same bits, so where the tile ends does not change any value).
+                        Index k = 0;
+                        for (; k + simd::VecF::width <= n; k += simd::VecF::width)
+                            simd::exp(simd::VecF::load(scores[i] + k) - simd::VecF::broadcast(new_max)).store(scores[i] + k);
+                        for (; k < n; ++k) simd::exp(simd::Vec1F::broadcast(scores[i][k] - new_max)).store(scores[i] + k);
+                    }
+                    for (Index j = 0; j < n; ++j) {
+                        const float* vj = values + (j0 + j - first) * row;
+                        for (Index i = 0; i < nh; ++i) {
+                            const float p = scores[i][j];
+                            running_sum[i] += p;
+                            cpu::scale_add(acc + i * D, j == 0 ? correction[i] : 1.0f, p, vj, D);
+                        }
+                    }
                 }
-                const float new_max = std::max(running_max, tile_max);
-                // Rescale what was accumulated under the old maximum.
-                const float correction = running_max == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(running_max - new_max);
-                running_sum *= correction;
-                // Probabilities of the tile, exp vectorised (packets and single lanes give the
-                // same bits, so where the tile ends does not change any value).
-                Index i = 0;
-                for (; i + simd::VecF::width <= n; i += simd::VecF::width)
-                    simd::exp(simd::VecF::load(scores + i) - simd::VecF::broadcast(new_max)).store(scores + i);
-                for (; i < n; ++i) simd::exp(simd::Vec1F::broadcast(scores[i] - new_max)).store(scores + i);
-                float factor = correction;
-                for (Index j = 0; j < n; ++j) {
-                    const float p = scores[j];
-                    running_sum += p;
-                    const float* vj = cache.values().data() + ((j0 + j - base) * config.n_kv_heads + kv) * D;
-                    if (j0 + j + ahead <= pos) cpu::prefetch_floats(vj + ahead * row, D);
-                    cpu::scale_add(acc, factor, p, vj, D);
-                    factor = 1.0f;
+                for (Index i = 0; i < nh; ++i) {
+                    const float inv = 1.0f / running_sum[i];
+                    for (Index d = 0; d < D; ++d) acc[i * D + d] *= inv;
                 }
-                running_max = new_max;
             }
-            const float inv = 1.0f / running_sum;
-            for (Index d = 0; d < D; ++d) acc[d] *= inv;
         }
     });
 }
