@@ -97,6 +97,27 @@ inline std::uint64_t stored_bytes(const Weight& w) {
     return static_cast<std::uint64_t>(w.shape.numel()) / block_size(w.dtype) * block_bytes(w.dtype);
 }
 
+// One tile of online softmax: turns the n scores into exp(score − new maximum) in place,
+// updates the running maximum and rescales the running sum; returns the factor that rescales
+// what was accumulated under the old maximum (0 before the first tile).
+namespace detail {
+inline float softmax_tile(float* scores, Index n, float& running_max, float& running_sum) {
+    float tile_max = -std::numeric_limits<float>::infinity();
+    for (Index j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[j]);
+    const float new_max = std::max(running_max, tile_max);
+    const float correction = running_max == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(running_max - new_max);
+    running_sum *= correction;
+    running_max = new_max;
+    // exp vectorised (packets and single lanes give the same bits, so where the tile ends does
+    // not change any value).
+    Index k = 0;
+    for (; k + simd::VecF::width <= n; k += simd::VecF::width)
+        simd::exp(simd::VecF::load(scores + k) - simd::VecF::broadcast(new_max)).store(scores + k);
+    for (; k < n; ++k) simd::exp(simd::Vec1F::broadcast(scores[k] - new_max)).store(scores + k);
+    return correction;
+}
+}  // namespace detail
+
 // out [T, heads·head_dim]: softmax(q·kᵀ·scale)·v for queries at positions start..start+T-1 over
 // the keys in `cache` (which must already hold positions up to start+T-1). A chunk cache needs
 // config.chunk_size equal to its chunk and all T queries inside one chunk.
@@ -126,7 +147,7 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
     // and from L1 by the other heads. Each head's arithmetic is that of a head on its own (the
     // same tiles, in the same order), so the result does not depend on the batching.
     constexpr Index tile = 64, batch = 8;
-    const Index KV = config.n_kv_heads;
+    const Index KV = config.n_kv_heads, row = KV * D;  // row: floats between one kv head's rows
     parallel_for(T * KV, 1, [&](Index begin, Index end) {
         float scores[batch][tile];
         float running_max[batch], running_sum[batch], correction[batch];
@@ -134,11 +155,11 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
             const Index t = item / KV, kv = item % KV;
             const Index pos = start + t;
             const Index first = config.chunk_size > 0 ? pos / config.chunk_size * config.chunk_size : 0;
-            // Key j sits in row j − base: base 0 in a plain cache, the chunk's start in a chunk cache.
-            const Index base = cache.chunk() > 0 ? first : 0;
-            const float* keys = cache.keys().data() + ((first - base) * KV + kv) * D;  // row j: keys + (j − first)·row
+            // Key `first` sits in row first − base: base 0 in a plain cache, the chunk's start in a
+            // chunk cache. keys/values: [count rows, `row` floats apart][D].
+            const Index base = cache.chunk() > 0 ? first : 0, count = pos + 1 - first;
+            const float* keys = cache.keys().data() + ((first - base) * KV + kv) * D;
             const float* values = cache.values().data() + ((first - base) * KV + kv) * D;
-            const Index row = KV * D;
             for (Index h0 = kv * group; h0 < (kv + 1) * group; h0 += batch) {
                 const Index nh = std::min(batch, (kv + 1) * group - h0);
                 const float* qv = q.data() + t * q.strides()[0] + h0 * q.strides()[1];  // head h0 + i: qv + i·q.strides()[1]
@@ -146,44 +167,24 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
                 std::fill_n(acc, nh * D, 0.0f);
                 std::fill_n(running_max, nh, -std::numeric_limits<float>::infinity());
                 std::fill_n(running_sum, nh, 0.0f);
-                for (Index j0 = first; j0 <= pos; j0 += tile) {
-                    const Index n = std::min(tile, pos + 1 - j0);
-                    // Rows of one kv head lie n_kv_heads · head_dim apart: too far apart for the
-                    // hardware prefetcher when decoding, so ask for the key and value rows
-                    // `ahead` in the loop.
+                for (Index r0 = 0; r0 < count; r0 += tile) {
+                    const Index n = std::min(tile, count - r0);
+                    // A kv head's rows lie `row` floats apart: too far apart for the hardware
+                    // prefetcher when decoding, so ask for the key and value rows `ahead`.
                     constexpr Index ahead = 8;
-                    for (Index j = 0; j < n; ++j) {
-                        const Index r = j0 + j - first;
-                        if (j0 + j + ahead <= pos) {
+                    for (Index r = r0; r < r0 + n; ++r) {
+                        if (r + ahead < count) {
                             cpu::prefetch_floats(keys + (r + ahead) * row, D);
                             cpu::prefetch_floats(values + (r + ahead) * row, D);
                         }
-                        for (Index i = 0; i < nh; ++i) scores[i][j] = cpu::dot(qv + i * q.strides()[1], keys + r * row, D) * scale;
+                        for (Index i = 0; i < nh; ++i) scores[i][r - r0] = cpu::dot(qv + i * q.strides()[1], keys + r * row, D) * scale;
                     }
-                    for (Index i = 0; i < nh; ++i) {
-                        float tile_max = -std::numeric_limits<float>::infinity();
-                        for (Index j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[i][j]);
-                        const float new_max = std::max(running_max[i], tile_max);
-                        // Rescale what was accumulated under the old maximum.
-                        correction[i] =
-                            running_max[i] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(running_max[i] - new_max);
-                        running_sum[i] *= correction[i];
-                        running_max[i] = new_max;
-                        // Probabilities of the tile, exp vectorised (packets and single lanes give
-                        // the same bits, so where the tile ends does not change any value).
-                        Index k = 0;
-                        for (; k + simd::VecF::width <= n; k += simd::VecF::width)
-                            simd::exp(simd::VecF::load(scores[i] + k) - simd::VecF::broadcast(new_max)).store(scores[i] + k);
-                        for (; k < n; ++k) simd::exp(simd::Vec1F::broadcast(scores[i][k] - new_max)).store(scores[i] + k);
-                    }
-                    for (Index j = 0; j < n; ++j) {
-                        const float* vj = values + (j0 + j - first) * row;
+                    for (Index i = 0; i < nh; ++i) correction[i] = detail::softmax_tile(scores[i], n, running_max[i], running_sum[i]);
+                    for (Index j = 0; j < n; ++j)
                         for (Index i = 0; i < nh; ++i) {
-                            const float p = scores[i][j];
-                            running_sum[i] += p;
-                            cpu::scale_add(acc + i * D, j == 0 ? correction[i] : 1.0f, p, vj, D);
+                            running_sum[i] += scores[i][j];
+                            cpu::scale_add(acc + i * D, j == 0 ? correction[i] : 1.0f, scores[i][j], values + (r0 + j) * row, D);
                         }
-                    }
                 }
                 for (Index i = 0; i < nh; ++i) {
                     const float inv = 1.0f / running_sum[i];
