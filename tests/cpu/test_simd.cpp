@@ -288,6 +288,26 @@ TEST_CASE_TEMPLATE("reductions use the fixed halving tree and propagate NaN", V,
     }
 }
 
+TEST_CASE_TEMPLATE("reduce_add_each gives each packet's reduce_add in its lane, bit for bit", V, simd::VecF, simd::Vec1F) {
+    std::mt19937 rng(12);
+    std::uniform_real_distribution<float> u(-1e4f, 1e4f);
+    for (int trial = 0; trial < 200; ++trial) {
+        V v[V::width];
+        for (int j = 0; j < V::width; ++j) {
+            float x[V::width];
+            for (float& f : x) f = u(rng) * (trial % 3 == 0 ? 1e-6f : 1.0f);  // sums that round differently per tree
+            if (trial % 7 == 0 && j == trial % V::width) x[trial % V::width] = std::numeric_limits<float>::infinity();
+            v[j] = V::load(x);
+        }
+        float sums[V::width];
+        simd::reduce_add_each(v).store(sums);
+        for (int j = 0; j < V::width; ++j) {
+            CAPTURE(j);
+            CHECK(bits(sums[j]) == bits(simd::reduce_add(v[j])));
+        }
+    }
+}
+
 TEST_CASE_TEMPLATE("broadcast, zero, load and store round-trip every lane", V, simd::VecF, simd::Vec1F) {
     float x[V::width], y[V::width];
     for (int i = 0; i < V::width; ++i) x[i] = float(i) + 0.25f;

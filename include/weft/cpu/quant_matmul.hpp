@@ -846,9 +846,9 @@ struct Act {
 // Builds the per-type arrays for qa (sized for qa's rows) in `store`.
 inline Act make_act(DType t, const quant::QuantizedActivations& qa, std::vector<std::int32_t>& store) {
     const Format f = format_of(t);
-    // The kernels read the padding rows too (up to a multiple of 16); their sums are zero, and
-    // so are their entries here, set with one fill instead of computed.
-    const Index rows = qa.rows(), M = (rows + 15) / 16 * 16, K = qa.cols(), units = K / f.unit_values;
+    // The AMX kernels read the padding rows too (qa's, up to a multiple of 16); their sums are
+    // zero, and so are their entries here, set with one fill instead of computed.
+    const Index rows = qa.rows(), M = quant::QuantizedActivations::padded_rows(rows), K = qa.cols(), units = K / f.unit_values;
     Act a{qa.q(0), qa.ldq(), nullptr, 0, qa.d(0), units, nullptr, 0};
     const int offset = t == DType::q8_0 ? (Isa::q8_unsigned ? 128 : 0) : t == DType::q4_0 ? 8 : t == DType::q6_k ? 32 : 0;
     if (offset != 0) {
@@ -1086,6 +1086,8 @@ inline bool amx_available() {
 
 // Batches from this many rows take the tiles (padded to 16 rows: AMX's cost barely depends on M).
 inline constexpr Index kAmxMinRows = 16;
+// The tiles read whole 16-row tiles of the activations, which pads only batches of 16 rows or more.
+static_assert(quant::QuantizedActivations::padded_rows(kAmxMinRows) % 16 == 0);
 
 // Lets tests run the AVX-512 VNNI GEMM on a machine with AMX (results are the same bits).
 inline std::atomic<bool>& amx_allowed() {

@@ -30,8 +30,9 @@ namespace weft::quant {
 // all in f32, so every ISA gives the same bytes. A block with amax < 1e-30 is all zeros (d = 0);
 // a block holding an infinity or NaN gets d = NaN (and q = 0), so the outputs it feeds are NaN,
 // as they would be in f32. sums[r, i] = q[r, 16i] + ... + q[r, 16i + 15] (the kernels fold the
-// weights' offsets, −8 for Q4_0, −32 for Q6_K, the K-quant mins, into these). Storage is padded
-// to a multiple of 16 rows, the padding rows all zeros (d = 0), so kernels may read whole tiles.
+// weights' offsets, −8 for Q4_0, −32 for Q6_K, the K-quant mins, into these). Batches of 16 rows
+// or more are padded to a multiple of 16 rows, the padding rows all zeros (d = 0), so the AMX
+// kernels may read whole tiles; fewer rows (decoding) are not padded.
 class QuantizedActivations {
 public:
     Index rows() const { return rows_; }
@@ -42,6 +43,9 @@ public:
     const std::int8_t* q(Index r) const { return q_ + r * ldq_; }           // [cols]
     const float* d(Index r) const { return d_ + r * (cols_ / block_); }    // [cols / block]
     const std::int16_t* sums(Index r) const { return s_ + r * (cols_ / 16); }  // [cols / 16]
+
+    // Rows of storage for `rows` rows: whole tiles of 16 from 16 rows on (see above).
+    static constexpr Index padded_rows(Index rows) { return rows < 16 ? rows : (rows + 15) / 16 * 16; }
 
     // Quantizes x [rows, cols] (row stride ldx); cols must be a multiple of block (32 or 256).
     // Reuses this object's memory when it is large enough (no allocation in a decode loop).
@@ -123,12 +127,13 @@ inline void quantize_row_simd(const float* x, Index n, Index block, std::int8_t*
             bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ);  // inf or NaN
             amax = _mm512_maskz_max_ps(all, amax, a);
         }
-        alignas(64) float lanes[16];
-        _mm512_store_ps(lanes, amax);
-        float m = lanes[0];
-        for (int i = 1; i < 16; ++i) m = std::max(m, lanes[i]);
+        // max over the lanes, each lane against its mirror 8, 4, 2, 1 lanes away
+        amax = _mm512_maskz_max_ps(all, amax, _mm512_maskz_shuffle_f32x4(all, amax, amax, 0x4E));
+        amax = _mm512_maskz_max_ps(all, amax, _mm512_maskz_shuffle_f32x4(all, amax, amax, 0xB1));
+        amax = _mm512_maskz_max_ps(all, amax, _mm512_maskz_permute_ps(all, amax, 0x4E));
+        amax = _mm512_maskz_max_ps(all, amax, _mm512_maskz_permute_ps(all, amax, 0xB1));
         float id;
-        act_scale(m, bad == 0, d[b], id);
+        act_scale(_mm512_cvtss_f32(amax), bad == 0, d[b], id);
         if (id == 0.0f) {  // zeros (and never inf · 0)
             zero_block(q + b * block, sums + b * block / 16, block);
             continue;
@@ -191,7 +196,7 @@ inline void QuantizedActivations::quantize(const float* x, Index rows, Index col
     if (rows < 0 || cols < 0 || cols % block != 0)
         fail("quantize activations: [", rows, ", ", cols, "] is not a whole number of blocks of ", block);
     if (rows > 1 && ldx < cols) fail("quantize activations: row stride ", ldx, " is smaller than the row length ", cols);
-    const Index ldq = (cols + 63) / 64 * 64, padded = (rows + 15) / 16 * 16;
+    const Index ldq = (cols + 63) / 64 * 64, padded = padded_rows(rows);
     const std::size_t q_bytes = static_cast<std::size_t>(padded * ldq);
     const std::size_t d_bytes = static_cast<std::size_t>(padded * (cols / block)) * sizeof(float);
     const std::size_t s_bytes = static_cast<std::size_t>(padded * (cols / 16)) * sizeof(std::int16_t);
