@@ -1086,7 +1086,7 @@ inline bool amx_available() {
 
 // Batches from this many rows take the tiles (padded to 16 rows: AMX's cost barely depends on M).
 inline constexpr Index kAmxMinRows = 16;
-// The tiles read whole 16-row tiles of the activations, which pads only batches of 16 rows or more.
+// The tiles read the activations 16 rows at a time: QuantizedActivations pads batches from 16 rows on.
 static_assert(quant::QuantizedActivations::padded_rows(kAmxMinRows) % 16 == 0);
 
 // Lets tests run the AVX-512 VNNI GEMM on a machine with AMX (results are the same bits).

@@ -409,18 +409,24 @@ inline float reduce_min(Vec16F a) {
     return detail::tree8(h, detail::min128);
 }
 
+namespace detail {
+// The 128-bit lanes of a and b that immediate LO picks, plus those that HI picks (template
+// arguments: the immediates must be constants even at -O0).
+template <int LO, int HI>
+inline __m512 add_lanes(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, LO), _mm512_shuffle_f32x4(a, b, HI));
+}
+}  // namespace detail
+
 // reduce_add's tree for 16 packets at once: each level adds lane i and lane i + 8, i + 4, i + 2,
 // i + 1 of several packets per register. The last level leaves slot i's sum in lane
 // 4 (i % 4) + i / 4, so slot i takes that packet.
 inline Vec16F reduce_add_each(const Vec16F (&v)[16]) {
-    auto sum = [](__m512 a, __m512 b, int lo, int hi) {  // 128-bit lanes picked by the immediates
-        return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, lo), _mm512_shuffle_f32x4(a, b, hi));
-    };
     __m512 s[8], t[4], u[2];
     auto slot = [&](int i) { return v[4 * (i % 4) + i / 4].v; };
-    for (int k = 0; k < 8; ++k) s[k] = sum(slot(2 * k), slot(2 * k + 1), 0x44, 0xEE);  // i + 8
-    for (int k = 0; k < 4; ++k) t[k] = sum(s[2 * k], s[2 * k + 1], 0x88, 0xDD);                            // i + 4
-    for (int k = 0; k < 2; ++k)                                                                                // i + 2
+    for (int k = 0; k < 8; ++k) s[k] = detail::add_lanes<0x44, 0xEE>(slot(2 * k), slot(2 * k + 1));  // i + 8
+    for (int k = 0; k < 4; ++k) t[k] = detail::add_lanes<0x88, 0xDD>(s[2 * k], s[2 * k + 1]);          // i + 4
+    for (int k = 0; k < 2; ++k)                                                                        // i + 2
         u[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * k]), _mm512_castps_pd(t[2 * k + 1]))),
                              _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * k]), _mm512_castps_pd(t[2 * k + 1]))));
     return Vec16F(_mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x88), _mm512_shuffle_ps(u[0], u[1], 0xDD)));  // i + 1
