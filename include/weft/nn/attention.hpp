@@ -214,6 +214,15 @@ void attend_heads(const float* q, Index q_stride, const float* keys, const float
     }
 }
 
+// attend_heads for 1 ≤ nh ≤ NH heads (the count as a template argument).
+template <int NH = 8>
+void attend_head_group(int nh, const float* q, Index q_stride, const float* keys, const float* values, Index row, Index count,
+                       Index D, float scale, float* acc) {
+    if constexpr (NH > 1)
+        if (nh < NH) return attend_head_group<NH - 1>(nh, q, q_stride, keys, values, row, count, D, scale, acc);
+    attend_heads<NH>(q, q_stride, keys, values, row, count, D, scale, acc);
+}
+
 }  // namespace detail
 
 // out [T, heads·head_dim]: softmax(q·kᵀ·scale)·v for queries at positions start..start+T-1 over
@@ -244,7 +253,7 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
     // the keys together, up to 8 at a time, so each key and value row is read from memory once
     // and from L1 by the other heads. Each head's arithmetic is that of a head on its own (the
     // same tiles, in the same order), so the result does not depend on the batching.
-    constexpr Index batch = 8;
+    constexpr int batch = 8;
     // Floats between one kv head's rows (D in a KvCache), and between kv heads
     const Index KV = config.n_kv_heads, row = cache.keys().strides()[0], head = cache.keys().strides()[1];
     parallel_for(T * KV, 1, [&](Index begin, Index end) {
@@ -258,19 +267,9 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
             const float* keys = cache.keys().data() + (first - base) * row + kv * head;
             const float* values = cache.values().data() + (first - base) * row + kv * head;
             for (Index h0 = kv * group; h0 < (kv + 1) * group; h0 += batch) {
-                const float* qv = q.data() + t * q.strides()[0] + h0 * q.strides()[1];
-                float* acc = out.data() + t * out.strides()[0] + h0 * D;
-                const auto heads = [&]<int NH>() { detail::attend_heads<NH>(qv, q.strides()[1], keys, values, row, count, D, scale, acc); };
-                switch (std::min(batch, (kv + 1) * group - h0)) {
-                    case 1: heads.template operator()<1>(); break;
-                    case 2: heads.template operator()<2>(); break;
-                    case 3: heads.template operator()<3>(); break;
-                    case 4: heads.template operator()<4>(); break;
-                    case 5: heads.template operator()<5>(); break;
-                    case 6: heads.template operator()<6>(); break;
-                    case 7: heads.template operator()<7>(); break;
-                    default: heads.template operator()<8>(); break;
-                }
+                const int nh = static_cast<int>(std::min<Index>(batch, (kv + 1) * group - h0));
+                detail::attend_head_group<batch>(nh, q.data() + t * q.strides()[0] + h0 * q.strides()[1], q.strides()[1], keys, values,
+                                                 row, count, D, scale, out.data() + t * out.strides()[0] + h0 * D);
             }
         }
     });
