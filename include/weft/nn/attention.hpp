@@ -174,7 +174,8 @@ void add_values(float* acc, Index D, const float (*p)[P], const float* correctio
         VecF a[NH];
         for (int i = 0; i < NH; ++i) a[i] = VecF::load_partial(acc + i * D + d, m) * VecF::broadcast(correction[i]);
         for (Index j = 0; j < n; ++j) {
-            const VecF v = VecF::load_partial(values + j * row + d, m);
+            // (a partial load only at the end of D: without AVX-512 it goes through a buffer)
+            const VecF v = m == VecF::width ? VecF::load(values + j * row + d) : VecF::load_partial(values + j * row + d, m);
             for (int i = 0; i < NH; ++i) a[i] = simd::fmadd(VecF::broadcast(p[i][j]), v, a[i]);
         }
         for (int i = 0; i < NH; ++i) {
@@ -256,6 +257,8 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
     constexpr int batch = 8;
     // Floats between one kv head's rows (D in a KvCache), and between kv heads
     const Index KV = config.n_kv_heads, row = cache.keys().strides()[0], head = cache.keys().strides()[1];
+    const float* all_keys = cache.keys().data();
+    const float* all_values = cache.values().data();
     parallel_for(T * KV, 1, [&](Index begin, Index end) {
         for (Index item = begin; item < end; ++item) {
             const Index t = item / KV, kv = item % KV;
@@ -264,8 +267,8 @@ inline void attend(TensorView<const float> q, const KvCache& cache, Index start,
             // Key `first` sits in row first − base: base 0 in a plain cache, the chunk's start in a
             // chunk cache. keys/values: [count rows, `row` floats apart][D].
             const Index base = cache.chunk() > 0 ? first : 0, count = pos + 1 - first;
-            const float* keys = cache.keys().data() + (first - base) * row + kv * head;
-            const float* values = cache.values().data() + (first - base) * row + kv * head;
+            const float* keys = all_keys + (first - base) * row + kv * head;
+            const float* values = all_values + (first - base) * row + kv * head;
             for (Index h0 = kv * group; h0 < (kv + 1) * group; h0 += batch) {
                 const int nh = static_cast<int>(std::min<Index>(batch, (kv + 1) * group - h0));
                 detail::attend_head_group<batch>(nh, q.data() + t * q.strides()[0] + h0 * q.strides()[1], q.strides()[1], keys, values,
