@@ -1,11 +1,15 @@
 // weft-bench: prompt-processing and generation speed of a model, in a table like llama-bench's.
-//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json] [--device cpu|cuda] [--precision exact|fast] [--no-mmap]
+//   weft-bench -m PATH [-m PATH2 ...] [-p 128] [-n 64] [-t 2] [-r 3] [--json] [--device cpu|cuda] [--precision exact|fast]
+//              [--no-mmap | --mmap-ab]
 // ppN: one forward of N prompt tokens from an empty cache; tgN: N single-token decodes from an
 // empty cache. Each figure is the mean ± standard deviation of -r runs after one warm-up run.
 // Generation reads every weight once per token, so it is also given as GB/s next to the DRAM
 // read bandwidth measured right before it (the ceiling), and their ratio. --device cuda runs a Llama
 // 2/3/3.x on the GPU (builds with the CUDA backend); its ceiling is a device-to-device copy (GB/s
 // read + written), and each token's logits are copied back to the host, as generation does.
+// --mmap-ab loads each model twice, mapped and copied (--no-mmap), and alternates the runs of the
+// two loads, so both meet the same host bandwidth (on a shared host it can swing within seconds):
+// a fair measure of what the mapping's small pages cost.
 #include <weft/weft.hpp>
 
 #include <cmath>
@@ -19,7 +23,7 @@
 
 namespace {
 
-const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json] [--device cpu|cuda] [--precision exact|fast] [--no-mmap]";
+const char* usage = "usage: weft-bench -m PATH [-m PATH ...] [-p N] [-n N] [-t THREADS] [-r REPEATS] [--json] [--device cpu|cuda] [--precision exact|fast] [--no-mmap | --mmap-ab]";
 
 struct Result {
     std::string model, test, backend;
@@ -27,6 +31,7 @@ struct Result {
     int threads = 0, n_prompt = 0, n_gen = 0;
     std::vector<double> samples;  // tokens/s of each run
     double weight_bytes_per_token = 0, ceiling_gbs = 0;
+    bool mapped = true;
 
     double mean() const { return std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size()); }
     double sd() const {
@@ -99,7 +104,7 @@ void print_json(const Result& r) {
     for (std::size_t i = 0; i < r.samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", r.samples[i]);
     std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f, \"precision\": \"%s\", \"mmap\": %s}\n",
                 r.weight_bytes_per_token, r.gbs(), r.ceiling_gbs,
-                weft::matmul_precision() == weft::MatmulPrecision::fast ? "fast" : "exact", weft::file_load() == weft::FileLoad::map ? "true" : "false");
+                weft::matmul_precision() == weft::MatmulPrecision::fast ? "fast" : "exact", r.mapped ? "true" : "false");
     std::fflush(stdout);
 }
 
@@ -115,46 +120,52 @@ void print_row(const Result& r) {
     std::fflush(stdout);
 }
 
-// ppN and tgN of one loaded model (weft::Llama or CudaLlama), printed as rows or JSON lines.
+// ppN and tgN of loaded models (weft::Llama or CudaLlama; several: loads of one file), printed as
+// rows or JSON lines. With several, their runs alternate: run i of each before run i + 1 of any.
 template <class Model>
-void bench_model(Model& model, const char* backend, const std::string& path, int n_prompt, int n_gen, int repeats, int threads,
-                 bool json) {
-    Result base;
-    base.model = std::filesystem::path(path).filename().string();
-    if (base.model.empty()) base.model = std::filesystem::path(path).parent_path().filename().string();
-    base.bytes = model_file_bytes(path);
-    base.params = parameter_count(model.config());
-    base.backend = backend;
-    base.threads = threads;
-    base.weight_bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
+void bench_models(const std::vector<Model*>& models, const std::vector<bool>& mapped, const char* backend, const std::string& path,
+                  int n_prompt, int n_gen, int repeats, int threads, bool json) {
+    std::vector<Result> pp, tg;
+    for (std::size_t k = 0; k < models.size(); ++k) {
+        Result base;
+        base.model = std::filesystem::path(path).filename().string();
+        if (base.model.empty()) base.model = std::filesystem::path(path).parent_path().filename().string();
+        if (models.size() > 1) base.model += mapped[k] ? " (mapped)" : " (copied)";
+        base.bytes = model_file_bytes(path);
+        base.params = parameter_count(models[k]->config());
+        base.backend = backend;
+        base.threads = threads;
+        base.weight_bytes_per_token = static_cast<double>(models[k]->weight_bytes_per_token());
+        base.mapped = mapped[k];
+        pp.push_back(base);
+        pp.back().test = "pp" + std::to_string(n_prompt);
+        pp.back().n_prompt = n_prompt;
+        tg.push_back(base);
+        tg.back().test = "tg" + std::to_string(n_gen);
+        tg.back().n_gen = n_gen;
+    }
     if (n_prompt > 0) {
-        Result r = base;
-        r.test = "pp" + std::to_string(n_prompt);
-        r.n_prompt = n_prompt;
-        const auto ids = prompt_tokens(n_prompt, model.config().vocab_size);
-        time_prompt(model, ids);  // warm-up
-        for (int i = 0; i < repeats; ++i) r.samples.push_back(time_prompt(model, ids));
-        json ? print_json(r) : print_row(r);
+        const auto ids = prompt_tokens(n_prompt, models[0]->config().vocab_size);
+        for (Model* m : models) time_prompt(*m, ids);  // warm-up
+        for (int i = 0; i < repeats; ++i)
+            for (std::size_t k = 0; k < models.size(); ++k) pp[k].samples.push_back(time_prompt(*models[k], ids));
+        for (const Result& r : pp) json ? print_json(r) : print_row(r);
     }
     if (n_gen > 0) {
-        Result r = base;
-        r.test = "tg" + std::to_string(n_gen);
-        r.n_gen = n_gen;
-        time_generation(model, n_gen);  // warm-up
-        double ceiling = 0;
-        for (int i = 0; i < repeats; ++i) {
-            ceiling += ceiling_gbs(model);
-            r.samples.push_back(time_generation(model, n_gen));
-        }
-        r.ceiling_gbs = ceiling / repeats;
-        json ? print_json(r) : print_row(r);
+        for (Model* m : models) time_generation(*m, n_gen);  // warm-up
+        for (int i = 0; i < repeats; ++i)
+            for (std::size_t k = 0; k < models.size(); ++k) {
+                tg[k].ceiling_gbs += ceiling_gbs(*models[k]) / repeats;
+                tg[k].samples.push_back(time_generation(*models[k], n_gen));
+            }
+        for (const Result& r : tg) json ? print_json(r) : print_row(r);
     }
 }
 
 int run(int argc, char** argv) {
     std::vector<std::string> models;
     int n_prompt = 128, n_gen = 64, repeats = 3, threads = weft::num_threads();
-    bool json = false;
+    bool json = false, mmap_ab = false;
     examples::Device device = examples::Device::cpu;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -167,6 +178,7 @@ int run(int argc, char** argv) {
         else if (a == "--device" || a == "-dev") device = examples::parse_device(a, examples::flag_value(argc, argv, i));
         else if (a == "--precision") examples::set_precision(a, examples::flag_value(argc, argv, i));
         else if (a == "--no-mmap") weft::set_file_load(weft::FileLoad::copy);
+        else if (a == "--mmap-ab") mmap_ab = true;
         else if (a == "-h" || a == "--help") {
             std::puts(usage);
             return 0;
@@ -177,6 +189,8 @@ int run(int argc, char** argv) {
     if (n_prompt == 0 && n_gen == 0) throw examples::UsageError("nothing to measure: -p and -n are both 0");
     if (repeats < 1) throw examples::UsageError("-r must be >= 1");
     if (threads < 1) throw examples::UsageError("-t must be >= 1");
+    if (mmap_ab && weft::file_load() == weft::FileLoad::copy) throw examples::UsageError("--mmap-ab loads both ways: drop --no-mmap");
+    if (mmap_ab && device == examples::Device::cuda) throw examples::UsageError("--mmap-ab is for the CPU");
     weft::set_num_threads(threads);
     examples::require_device(device);
 
@@ -192,11 +206,19 @@ int run(int argc, char** argv) {
         if (device == examples::Device::cuda) {
 #if WEFT_EXAMPLES_CUDA
             examples::CudaLlama model = examples::CudaLlama::load(path, context);
-            bench_model(model, "cuda", path, n_prompt, n_gen, repeats, threads, json);
+            bench_models<examples::CudaLlama>({&model}, {weft::file_load() == weft::FileLoad::map}, "cuda", path, n_prompt, n_gen,
+                                              repeats, threads, json);
 #endif
+        } else if (mmap_ab) {
+            weft::Llama mapped = weft::Llama::from_pretrained(path, context);
+            weft::set_file_load(weft::FileLoad::copy);
+            weft::Llama copied = weft::Llama::from_pretrained(path, context);
+            weft::set_file_load(weft::FileLoad::map);
+            bench_models<weft::Llama>({&mapped, &copied}, {true, false}, "cpu", path, n_prompt, n_gen, repeats, threads, json);
         } else {
             weft::Llama model = weft::Llama::from_pretrained(path, context);
-            bench_model(model, "cpu", path, n_prompt, n_gen, repeats, threads, json);
+            bench_models<weft::Llama>({&model}, {weft::file_load() == weft::FileLoad::map}, "cpu", path, n_prompt, n_gen, repeats,
+                                      threads, json);
         }
     }
     return 0;
