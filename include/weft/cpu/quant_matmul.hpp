@@ -1569,13 +1569,7 @@ using detail::gemm::prefetch_l2;
 // prefetcht1 (prefetch_l2) when the host gave 48–51 GB/s: 1B decoding 1–6 % faster for Q4_0 and
 // Q8_0 and 3–13 % for Q4_K (decoding rounds of both alternated in one process); within ±2 % at
 // 31–34 GB/s.
-inline void prefetch_next_group(const void* p) {
-#if defined(__GNUC__)
-    __builtin_prefetch(p, 0, 1);
-#else
-    (void)p;
-#endif
-}
+inline void prefetch_next_group(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T2); }
 
 // Panels [p0, p1) (G rows each) of one part for MR activation rows.
 template <DType T, int MR>
