@@ -1,6 +1,8 @@
 // bench_matmul — f32 C = A·Wᵀ (weights W: [N, K] row-major, how models store them) for weft,
 // Eigen and OpenBLAS side by side, with this machine's ceilings in the same run: DRAM read
-// bandwidth (for M = 1, where reading W is the whole cost) and register-only FMA throughput.
+// bandwidth (for M = 1, where reading W is the whole cost) and register-only FMA throughput;
+// and, where the CPU has AVX512-BF16, weft's 16-bit-weight prompt GEMM (f16 / bf16 W under
+// --precision fast) against the bf16 dot-product peak.
 //
 // Each iteration multiplies by the next W of a pool of >= 512 MiB, more than the last-level
 // cache, so every library reads its weights from DRAM as it would in a real model.
@@ -32,6 +34,9 @@
 
 #include "weft/core/threading.hpp"
 #include "weft/cpu/gemm.hpp"
+#include "weft/cpu/gemm_bf16.hpp"
+
+#include "ceilings.hpp"
 
 #if defined(WEFT_BENCH_HAVE_EIGEN)
 // Defined at all (even as 0), this macro turns Eigen's OpenMP threads off; the 2-thread figure
@@ -42,10 +47,6 @@
 
 #if defined(WEFT_BENCH_HAVE_OPENBLAS)
 #include <cblas.h>  // OpenBLAS's: also declares openblas_set_num_threads, openblas_get_corename
-#endif
-
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
 #endif
 
 namespace {
@@ -160,6 +161,34 @@ void BM_openblas_matmul_nt(benchmark::State& state) {
 }
 #endif
 
+#if defined(WEFT_GEMM_BF16)
+// The prompt GEMM of 16-bit weights under MatmulPrecision::fast (cpu/gemm_bf16.hpp): f32
+// activations rounded to bf16, vdpbf16ps. Its ceiling is the bf16 dot-product peak, measured
+// right before (efficiency = GFLOP/s ÷ that peak). Args: {M, K, N, threads}; W from a pool of
+// >= 512 MiB like the f32 benchmarks.
+template <class W>
+void BM_weft_gemm_bf16(benchmark::State& state) {
+    const dim M = state.range(0), K = state.range(1), N = state.range(2);
+    weft::set_num_threads(static_cast<int>(state.range(3)));
+    Operands& op = operands(K, N);
+    static std::map<std::pair<dim, dim>, std::vector<std::vector<W>>> pools;
+    auto& pool = pools[{K, N}];
+    if (pool.empty())
+        for (const auto& w : op.w) pool.emplace_back(w.begin(), w.end());  // same values, rounded
+    const double peak = bench::compute_peak_gops(bench::Peak::bf16_dot, 1);
+    std::size_t next = 0;
+    for (auto _ : state) {
+        next = (next + 1) % pool.size();
+        weft::cpu::gemm_bf16(M, N, K, op.a.data(), K, pool[next].data(), op.c.data(), N);
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, M, K, N);
+    state.counters["bf16_peak_GFLOP/s"] = peak;
+    state.counters["efficiency"] = benchmark::Counter(2e-9 * double(M) * double(N) * double(K) / peak,
+                                                      benchmark::Counter::kIsIterationInvariantRate);
+}
+#endif
+
 // ---- Ceilings ------------------------------------------------------------------------------
 
 // DRAM read bandwidth: sums 512 MiB of floats with `threads` threads. Each thread reads its
@@ -198,49 +227,14 @@ void BM_ceiling_read_bandwidth(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// FP32 FMA throughput: independent register-resident FMA chains, widest vectors available.
-#if defined(__AVX512F__)
-using FmaVec = __m512;
-inline FmaVec fma_set1(float x) { return _mm512_set1_ps(x); }
-inline FmaVec fma_op(FmaVec a, FmaVec b, FmaVec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float fma_first(FmaVec v) { return _mm512_cvtss_f32(v); }
-#elif defined(__AVX2__) && defined(__FMA__)
-using FmaVec = __m256;
-inline FmaVec fma_set1(float x) { return _mm256_set1_ps(x); }
-inline FmaVec fma_op(FmaVec a, FmaVec b, FmaVec c) { return _mm256_fmadd_ps(a, b, c); }
-inline float fma_first(FmaVec v) { return _mm256_cvtss_f32(v); }
-#else
-using FmaVec = float;
-inline FmaVec fma_set1(float x) { return x; }
-inline FmaVec fma_op(FmaVec a, FmaVec b, FmaVec c) { return std::fma(a, b, c); }
-inline float fma_first(FmaVec v) { return v; }
-#endif
-
-constexpr int kChains = 12;  // > FMA latency (4) x FMA ports (2): every port stays busy
-constexpr std::int64_t kFmaSteps = 1 << 22;
-
-float fma_chains(float seed) {
-    FmaVec acc[kChains];
-    for (int i = 0; i < kChains; ++i) acc[i] = fma_set1(seed + float(i));
-    const FmaVec m = fma_set1(0.999999f), add = fma_set1(1e-7f);  // stays finite, no denormals
-    for (std::int64_t s = 0; s < kFmaSteps; ++s)
-#pragma GCC unroll 12
-        for (int i = 0; i < kChains; ++i) acc[i] = fma_op(acc[i], m, add);
-    float sum = 0.0f;
-    for (int i = 0; i < kChains; ++i) sum += fma_first(acc[i]);
-    return sum;
-}
-
-void BM_ceiling_fma_peak(benchmark::State& state) {
-    const int threads = static_cast<int>(state.range(0));
-    for (auto _ : state) {
-        float total = 0.0f;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-        total += fma_chains(1.0f);
-        benchmark::DoNotOptimize(total);
-    }
-    const double flops = 2.0 * kChains * double(sizeof(FmaVec) / sizeof(float)) * double(kFmaSteps) * threads;
-    state.counters["GFLOP"] = benchmark::Counter(1e-9 * flops, benchmark::Counter::kIsIterationInvariantRate);
+// FP32 FMA and bf16 dot-product peaks: register-resident chains (bench/ceilings.hpp).
+void BM_ceiling_peak(benchmark::State& state) {
+    const auto peak = static_cast<bench::Peak>(state.range(0));
+    weft::set_num_threads(static_cast<int>(state.range(1)));
+    double gflops = 0;
+    for (auto _ : state) gflops = bench::compute_peak_gops(peak, 1);
+    state.counters["GFLOP/s"] = gflops;
+    state.SetLabel(bench::peak_name(peak));
 }
 
 // ---- Registration ---------------------------------------------------------------------------
@@ -254,10 +248,10 @@ const dim kMs[] = {1, 16, 128, 512};
 
 using BenchFn = void (*)(benchmark::State&);
 
-void add_matmul(const char* name, BenchFn fn, int threads, bool only_m1 = false) {
+void add_matmul(const char* name, BenchFn fn, int threads, bool only_m1 = false, dim min_m = 1) {
     for (dim M : kMs)
         for (auto [K, N] : kShapes) {
-            if (only_m1 && M != 1) continue;
+            if ((only_m1 && M != 1) || M < min_m) continue;
             benchmark::RegisterBenchmark(name, fn)
                 ->Args({M, K, N, threads})
                 ->ArgNames({"M", "K", "N", "threads"})
@@ -271,10 +265,17 @@ void register_all() {
     for (int threads : {1, 2}) {
         benchmark::RegisterBenchmark("ceiling_read_bandwidth", BM_ceiling_read_bandwidth)
             ->Arg(threads)->ArgName("threads")->MinTime(0.5)->UseRealTime()->Unit(benchmark::kMillisecond);
-        benchmark::RegisterBenchmark("ceiling_fma_peak", BM_ceiling_fma_peak)
-            ->Arg(threads)->ArgName("threads")->MinTime(0.3)->UseRealTime()->Unit(benchmark::kMillisecond);
+        for (bench::Peak peak : {bench::Peak::f32_fma, bench::Peak::bf16_dot})
+            if (bench::peak_available(peak))
+                benchmark::RegisterBenchmark(peak == bench::Peak::f32_fma ? "ceiling_fma_peak" : "ceiling_bf16_peak", BM_ceiling_peak)
+                    ->Args({static_cast<dim>(peak), threads})->ArgNames({"peak", "threads"})->MinTime(0.3)->UseRealTime()
+                    ->Unit(benchmark::kMillisecond);
         add_matmul("weft_matmul_nt", BM_weft_matmul_nt, threads);
         add_matmul("weft_matmul_nn", BM_weft_matmul_nn, threads, /*only_m1=*/true);
+#if defined(WEFT_GEMM_BF16)
+        add_matmul("weft_gemm_bf16<bf16>", BM_weft_gemm_bf16<weft::bf16>, threads, /*only_m1=*/false, /*min_m=*/128);
+        add_matmul("weft_gemm_bf16<f16>", BM_weft_gemm_bf16<weft::f16>, threads, /*only_m1=*/false, /*min_m=*/128);
+#endif
 #if defined(WEFT_BENCH_HAVE_EIGEN)
         add_matmul("eigen_matmul_nt", BM_eigen_matmul_nt, threads);
 #endif

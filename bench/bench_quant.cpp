@@ -2,9 +2,9 @@
 // ceilings, measured in the same run:
 //   decode GEMV (M = 1 .. 8): GB/s of weight bytes read per call, and that as % of the DRAM read
 //     bandwidth measured with the same threads right before (the host drifts within minutes);
-//   prefill GEMM (M = 32 .. 256): GOP/s (2·M·N·K per call), as % of the int8 VNNI peak, and as
-//     prompt tokens/s of a 1B Llama (2.47 GOP per token), beside llama.cpp's 108 (Q4_0) and
-//     90 (Q8_0) tokens/s with 2 threads on this machine.
+//   prefill GEMM (M = 32 .. 256): GOP/s (2·M·N·K per call), as a fraction of the int8 VNNI peak
+//     measured right before (efficiency), and as prompt tokens/s of a 1B Llama (2.47 GOP per
+//     token), beside llama.cpp's 108 (Q4_0) and 90 (Q8_0) tokens/s with 2 threads on this machine.
 // Weights come from a 1 GiB pool of random blocks (the L3 is 300 MiB), the next matrix each
 // call. On a shared host, compare medians of repetitions: --benchmark_repetitions=5.
 
@@ -25,15 +25,13 @@
 #include <string>
 #include <vector>
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include "weft/core/dtype.hpp"
 #include "weft/core/storage.hpp"
 #include "weft/core/threading.hpp"
 #include "weft/cpu/gemv.hpp"
 #include "weft/cpu/quant_matmul.hpp"
+
+#include "ceilings.hpp"
 
 namespace {
 
@@ -158,50 +156,13 @@ void BM_ceiling_read_bandwidth(benchmark::State& state) {
     state.counters["GB/s"] = gbs;
 }
 
-#if defined(__AVX512VNNI__) || defined(__AVXVNNI__)
-// int8 dot-product peak: independent register-resident vpdpbusd chains (GOP/s, 2 per MAC).
-#if defined(__AVX512VNNI__)
-using VnniVec = __m512i;
-inline VnniVec vnni_set(int x) { return _mm512_set1_epi32(x); }
-inline VnniVec vnni_op(VnniVec a, VnniVec b, VnniVec c) { return _mm512_dpbusd_epi32(a, b, c); }
-inline int vnni_first(VnniVec v) {
-    alignas(64) int lanes[16];
-    _mm512_store_si512(lanes, v);
-    return lanes[0];
-}
-#else
-using VnniVec = __m256i;
-inline VnniVec vnni_set(int x) { return _mm256_set1_epi32(x); }
-inline VnniVec vnni_op(VnniVec a, VnniVec b, VnniVec c) { return _mm256_dpbusd_avx_epi32(a, b, c); }
-inline int vnni_first(VnniVec v) { return _mm_cvtsi128_si32(_mm256_castsi256_si128(v)); }
-#endif
-constexpr int kChains = 12;
-constexpr std::int64_t kVnniSteps = 1 << 22;
-
-int vnni_chains(int seed) {
-    VnniVec acc[kChains];
-    for (int i = 0; i < kChains; ++i) acc[i] = vnni_set(seed + i);
-    const VnniVec a = vnni_set(0x01020304), b = vnni_set(0x01FF0102);
-    for (std::int64_t s = 0; s < kVnniSteps; ++s)
-#pragma GCC unroll 12
-        for (int i = 0; i < kChains; ++i) acc[i] = vnni_op(acc[i], a, b);
-    int sum = 0;
-    for (int i = 0; i < kChains; ++i) sum += vnni_first(acc[i]);
-    return sum;
-}
-
+// int8 dot-product peak: register-resident vpdpbusd chains (bench/ceilings.hpp), GOP/s.
 void BM_ceiling_vnni_peak(benchmark::State& state) {
-    const int threads = static_cast<int>(state.range(0));
-    for (auto _ : state) {
-        int total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-        total += vnni_chains(1);
-        benchmark::DoNotOptimize(total);
-    }
-    const double ops = 2.0 * kChains * double(sizeof(VnniVec)) * double(kVnniSteps) * threads;
-    state.counters["GOP"] = benchmark::Counter(1e-9 * ops, benchmark::Counter::kIsIterationInvariantRate);  // shown per second
+    weft::set_num_threads(static_cast<int>(state.range(0)));
+    double gops = 0;
+    for (auto _ : state) gops = bench::compute_peak_gops(bench::Peak::int8_dot, 1);
+    state.counters["GOP/s"] = gops;
 }
-#endif
 
 // ---- Kernels -------------------------------------------------------------------------------
 // Args: {type, M, K, N, threads}.
@@ -258,6 +219,7 @@ void BM_quant_gemm(benchmark::State& state) {
     std::vector<float> x(static_cast<std::size_t>(M * K)), out(static_cast<std::size_t>(M * N));
     for (dim i = 0; i < M * K; ++i) x[static_cast<std::size_t>(i)] = float(i % 17) * 0.1f - 0.8f;
     weft::set_num_threads(threads);
+    const double peak = bench::compute_peak_gops(bench::Peak::int8_dot, 1);  // 0 without VNNI
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         weft::cpu::quant_gemm_nt(type, M, N, K, x.data(), K, w.get(), out.data(), N);
@@ -267,6 +229,10 @@ void BM_quant_gemm(benchmark::State& state) {
     const double gops = 2.0 * double(M) * double(N) * double(K) * double(state.iterations()) / s * 1e-9;
     state.counters["GOP/s"] = gops;
     state.counters["tok/s_1B"] = gops * 1e9 / kLlamaOpsPerToken;
+    if (peak > 0) {
+        state.counters["int8_peak_GOP/s"] = peak;
+        state.counters["efficiency"] = gops / peak;
+    }
 #if defined(WEFT_QMM_AMX)
     state.counters["amx"] = weft::cpu::detail::qmm::amx_available() && type != DType::q6_k && M >= 16;
 #endif
@@ -303,10 +269,9 @@ void register_all() {
                 }
     }
     for (int threads : {2, 1}) {
-#if defined(__AVX512VNNI__) || defined(__AVXVNNI__)
-        benchmark::RegisterBenchmark("ceiling_vnni_peak", BM_ceiling_vnni_peak)
-            ->Arg(threads)->ArgName("threads")->MinTime(0.3)->UseRealTime()->Unit(benchmark::kMillisecond);
-#endif
+        if (bench::peak_available(bench::Peak::int8_dot))
+            benchmark::RegisterBenchmark("ceiling_vnni_peak", BM_ceiling_vnni_peak)
+                ->Arg(threads)->ArgName("threads")->MinTime(0.3)->UseRealTime()->Unit(benchmark::kMillisecond);
         for (DType t : kTypes)
             for (auto [K, N] : kGemmShapes)
                 for (dim M : {32, 128, 256}) {

@@ -4,7 +4,10 @@
 // ppN: one forward of N prompt tokens from an empty cache; tgN: N single-token decodes from an
 // empty cache. Each figure is the mean ± standard deviation of -r runs after one warm-up run.
 // Generation reads every weight once per token, so it is also given as GB/s next to the DRAM
-// read bandwidth measured right before it (the ceiling), and their ratio. --device cuda runs a Llama
+// read bandwidth measured right before it (the ceiling), and their ratio. A prompt is given as
+// GFLOP/s (GOP/s for int8; a multiply-add counts 2) next to the peak of the unit its matmuls run
+// on, measured right before each run (bench/ceilings.hpp): int8 dot products for quantized
+// weights, bf16 dot products for f16 / bf16 under --precision fast, else f32 FMA. --device cuda runs a Llama
 // 2/3/3.x on the GPU (builds with the CUDA backend); its ceiling is a device-to-device copy (GB/s
 // read + written), and each token's logits are copied back to the host, as generation does.
 // --mmap-ab loads each model twice, mapped and copied (--no-mmap), and alternates the runs of the
@@ -16,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 
 #include "../bench/ceilings.hpp"
 #include "common.hpp"
@@ -31,6 +35,8 @@ struct Result {
     int threads = 0, n_prompt = 0, n_gen = 0;
     std::vector<double> samples;  // tokens/s of each run
     double weight_bytes_per_token = 0, ceiling_gbs = 0;
+    double prompt_ops = 0, peak_gops = 0;  // operations of one prompt; the peak measured with it
+    std::string peak;                       // which peak ("" where none applies)
     bool mapped = true;
 
     double mean() const { return std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size()); }
@@ -41,6 +47,7 @@ struct Result {
         return std::sqrt(s / static_cast<double>(samples.size() - 1));
     }
     double gbs() const { return n_gen > 0 ? mean() * weight_bytes_per_token * 1e-9 : 0; }
+    double gops() const { return n_prompt > 0 ? mean() * prompt_ops / n_prompt * 1e-9 : 0; }
 };
 
 // Bytes of the model's files: the .gguf file, or the directory's .safetensors files.
@@ -57,6 +64,16 @@ double parameter_count(const weft::LlamaConfig& c) {
     const double d = double(c.dim), q = double(c.n_heads * c.head_dim), kv = double(c.n_kv_heads * c.head_dim);
     const double layer = d * q * 2 + d * kv * 2 + 3 * d * double(c.ffn_dim) + 2 * d;
     return double(c.vocab_size) * d * (c.tied_embeddings ? 1 : 2) + double(c.n_layers) * layer + d;
+}
+
+// Operations of one prompt of T tokens (a multiply-add counts 2): each token's projections in
+// every layer, attention's scores and weighted sums over the causal prefix, and the output layer
+// for the last token only (Logits::last).
+double prompt_ops(const weft::LlamaConfig& c, int T) {
+    const double d = double(c.dim), q = double(c.n_heads * c.head_dim), kv = double(c.n_kv_heads * c.head_dim);
+    const double per_token = 2 * (2 * d * q + 2 * d * kv + 3 * d * double(c.ffn_dim));
+    const double attention = 4 * q * double(T) * double(T + 1) / 2;  // per layer: QKᵀ and PV over t + 1 keys
+    return double(c.n_layers) * (double(T) * per_token + attention) + 2 * d * double(c.vocab_size);
 }
 
 std::vector<std::int32_t> prompt_tokens(int n, weft::Index vocab) {
@@ -91,6 +108,29 @@ double ceiling_gbs(weft::Llama&) { return bench::read_bandwidth_gbs(2); }
 double ceiling_gbs(examples::CudaLlama& model) { return model.copy_bandwidth_gbs(); }
 #endif
 
+// The unit a prompt's matmuls run on (nn::Linear's choice), where weft can measure its peak.
+std::optional<bench::Peak> prompt_peak(const weft::Llama& model) {
+    const weft::DType t = model.layers().front().attention.wq().weight().dtype;
+    if (weft::is_quantized(t)) {
+#if defined(WEFT_QMM_AMX)
+        if (weft::cpu::detail::qmm::amx_available()) return std::nullopt;  // AMX tiles: no peak here
+#endif
+        return bench::Peak::int8_dot;
+    }
+    if (t == weft::DType::f16 || t == weft::DType::bf16) {
+#if defined(WEFT_GEMM16_AMX)
+        if (weft::cpu::gemm16_amx_available()) return std::nullopt;
+#endif
+#if defined(WEFT_GEMM_BF16)
+        if (weft::matmul_precision() == weft::MatmulPrecision::fast) return bench::Peak::bf16_dot;
+#endif
+    }
+    return bench::Peak::f32_fma;
+}
+#if WEFT_EXAMPLES_CUDA
+std::optional<bench::Peak> prompt_peak(const examples::CudaLlama&) { return std::nullopt; }
+#endif
+
 std::string human_bytes(double b) {
     char s[32];
     std::snprintf(s, sizeof s, b >= double(1 << 30) ? "%.2f GiB" : "%.1f MiB", b >= double(1 << 30) ? b / double(1 << 30) : b / double(1 << 20));
@@ -102,21 +142,22 @@ void print_json(const Result& r) {
                 "\"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
                 r.model.c_str(), r.bytes, r.params, r.backend.c_str(), r.threads, r.test.c_str(), r.n_prompt, r.n_gen, r.mean(), r.sd());
     for (std::size_t i = 0; i < r.samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", r.samples[i]);
-    std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f, \"precision\": \"%s\", \"mmap\": %s}\n",
-                r.weight_bytes_per_token, r.gbs(), r.ceiling_gbs,
+    std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f, \"prompt_gops\": %.3f, "
+                "\"peak_gops\": %.3f, \"peak\": \"%s\", \"precision\": \"%s\", \"mmap\": %s}\n",
+                r.weight_bytes_per_token, r.gbs(), r.ceiling_gbs, r.gops(), r.peak_gops, r.peak.c_str(),
                 weft::matmul_precision() == weft::MatmulPrecision::fast ? "fast" : "exact", r.mapped ? "true" : "false");
     std::fflush(stdout);
 }
 
 void print_row(const Result& r) {
-    std::string bandwidth = "";
-    if (r.n_gen > 0) {
-        char s[96];
-        std::snprintf(s, sizeof s, "%.1f / %.1f GB/s (%.0f%%)", r.gbs(), r.ceiling_gbs, 100 * r.gbs() / r.ceiling_gbs);
-        bandwidth = s;
-    }
+    char ceiling[96] = "";
+    if (r.n_gen > 0)
+        std::snprintf(ceiling, sizeof ceiling, "%.1f / %.1f GB/s (%.0f%%)", r.gbs(), r.ceiling_gbs, 100 * r.gbs() / r.ceiling_gbs);
+    else if (r.peak_gops > 0)
+        std::snprintf(ceiling, sizeof ceiling, "%.0f / %.0f %s (%.0f%%)", r.gops(), r.peak_gops, r.peak == "int8 dot" ? "GOP/s" : "GFLOP/s",
+                      100 * r.gops() / r.peak_gops);
     std::printf("| %-28s | %10s | %7.2f B | %7s | %7d | %6s | %14.2f ± %-6.2f | %-28s |\n", r.model.c_str(), human_bytes(r.bytes).c_str(),
-                r.params * 1e-9, r.backend.c_str(), r.threads, r.test.c_str(), r.mean(), r.sd(), bandwidth.c_str());
+                r.params * 1e-9, r.backend.c_str(), r.threads, r.test.c_str(), r.mean(), r.sd(), ceiling);
     std::fflush(stdout);
 }
 
@@ -140,6 +181,8 @@ void bench_models(const std::vector<Model*>& models, const std::vector<bool>& ma
         pp.push_back(base);
         pp.back().test = "pp" + std::to_string(n_prompt);
         pp.back().n_prompt = n_prompt;
+        pp.back().prompt_ops = prompt_ops(models[k]->config(), n_prompt);
+        if (const auto peak = prompt_peak(*models[k]); peak && bench::peak_available(*peak)) pp.back().peak = bench::peak_name(*peak);
         tg.push_back(base);
         tg.back().test = "tg" + std::to_string(n_gen);
         tg.back().n_gen = n_gen;
@@ -148,7 +191,11 @@ void bench_models(const std::vector<Model*>& models, const std::vector<bool>& ma
         const auto ids = prompt_tokens(n_prompt, models[0]->config().vocab_size);
         for (Model* m : models) time_prompt(*m, ids);  // warm-up
         for (int i = 0; i < repeats; ++i)
-            for (std::size_t k = 0; k < models.size(); ++k) pp[k].samples.push_back(time_prompt(*models[k], ids));
+            for (std::size_t k = 0; k < models.size(); ++k) {
+                if (const auto peak = prompt_peak(*models[k]); peak && bench::peak_available(*peak))
+                    pp[k].peak_gops += bench::compute_peak_gops(*peak, 1) / repeats;
+                pp[k].samples.push_back(time_prompt(*models[k], ids));
+            }
         for (const Result& r : pp) json ? print_json(r) : print_row(r);
     }
     if (n_gen > 0) {
@@ -196,7 +243,7 @@ int run(int argc, char** argv) {
 
     if (!json) {
         std::printf("| %-28s | %10s | %9s | %7s | %7s | %6s | %23s | %-28s |\n", "model", "size", "params", "backend", "threads", "test",
-                    "t/s", "generation GB/s / ceiling");
+                    "t/s", "measured / ceiling");
         std::printf("| %s | %s: | %s: | %s | %s: | %s: | %s: | %s |\n", std::string(28, '-').c_str(), std::string(9, '-').c_str(),
                     std::string(8, '-').c_str(), std::string(7, '-').c_str(), std::string(6, '-').c_str(), std::string(5, '-').c_str(),
                     std::string(22, '-').c_str(), std::string(28, '-').c_str());

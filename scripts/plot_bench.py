@@ -8,6 +8,8 @@ Google Benchmark report (`--benchmark_format=json` / `--benchmark_out=F.json`). 
 becomes one bar: its percentage of the ceiling it is bounded by.
 - weft-bench generation results: effective GB/s of weights read ÷ the read bandwidth measured
   right before (`gen_gbs` / `read_ceiling_gbs`).
+- weft-bench prompt results: GFLOP/s (GOP/s for int8) ÷ the peak of the unit the prompt's
+  matmuls run on, measured right before (`prompt_gops` / `peak_gops`).
 - Google Benchmark entries with an `efficiency` counter (a fraction of the ceiling measured in the
   same run, as bench_llama and bench_quant report).
 - weft-bench prompt results against a peer given with --peer NAME=TOKENS_PER_S (for example
@@ -50,6 +52,10 @@ def read_results(path):
             bars.append((label, 100 * r["gen_gbs"] / r["read_ceiling_gbs"],
                          f'{r["avg_ts"]:.1f} tok/s = {r["gen_gbs"]:.1f} of {r["read_ceiling_gbs"]:.1f} GB/s'))
         elif r.get("n_prompt", 0) > 0:
+            if r.get("peak_gops", 0) > 0:
+                unit = "GOP/s" if r["peak"] == "int8 dot" else "GFLOP/s"
+                bars.append((label, 100 * r["prompt_gops"] / r["peak_gops"],
+                             f'{r["avg_ts"]:.1f} tok/s = {r["prompt_gops"]:.0f} of {r["peak_gops"]:.0f} {unit} ({r["peak"]} peak)'))
             prompts.append((label, r["test"], r["avg_ts"]))
     return bars, prompts
 

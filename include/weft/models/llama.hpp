@@ -102,6 +102,9 @@ public:
     }
 
     const LlamaConfig& config() const { return config_; }
+    // The decoder layers and the output projection, to inspect (their weights' dtypes, shapes).
+    const std::vector<LlamaLayer>& layers() const { return layers_; }
+    const nn::Linear& lm_head() const { return lm_head_; }
     Index context_size() const { return caches_.empty() ? 0 : caches_[0].capacity(); }
     // Tokens already in the KV cache: the position the next token gets.
     Index position() const { return n_past_; }

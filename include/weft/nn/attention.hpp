@@ -306,6 +306,11 @@ public:
     }
     const AttentionConfig& config() const { return config_; }
     void set_scale(float scale) { scale_ = scale; }
+    // The projections: q, k, v [heads · head_dim, dim] and o [dim, heads · head_dim].
+    const Linear& wq() const { return wq_; }
+    const Linear& wk() const { return wk_; }
+    const Linear& wv() const { return wv_; }
+    const Linear& wo() const { return wo_; }
 
     // x: [T, dim] at positions start..start+T-1 (angles computed for them); out: [T, dim].
     void forward(TensorView<const float> x, Index start, const RopeAngles& angles, KvCache& cache, AttentionScratch& s,
