@@ -137,8 +137,8 @@ inline double chains(Peak p, std::int64_t steps) {
 
 }  // namespace detail
 
-// The peak of `p` on weft's threads (weft::num_threads()), best of `repeats` passes of about
-// 10 ms, in GFLOP/s (GOP/s for int8); 0 where the build lacks the instruction.
+// The peak of `p` on weft's threads (weft::num_threads()), best of `repeats` passes (about 8 ms
+// each on Zen 4), in GFLOP/s (GOP/s for int8); 0 where the build lacks the instruction.
 inline double compute_peak_gops(Peak p, int repeats = 3, std::int64_t steps = std::int64_t(1) << 21) {
     if (!peak_available(p)) return 0;
     const int threads = weft::num_threads();

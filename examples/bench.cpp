@@ -7,8 +7,8 @@
 // read bandwidth measured right before it (the ceiling), and their ratio. A prompt is given as
 // GFLOP/s (GOP/s for int8; a multiply-add counts 2) next to the peak of the unit its matmuls run
 // on, measured right before each run (bench/ceilings.hpp): int8 dot products for quantized
-// weights, bf16 dot products for f16 / bf16 under --precision fast, else f32 FMA. --device cuda runs a Llama
-// 2/3/3.x on the GPU (builds with the CUDA backend); its ceiling is a device-to-device copy (GB/s
+// weights, bf16 dot products for f16 / bf16 under --precision fast, else f32 FMA.
+// --device cuda runs a Llama 2/3/3.x on the GPU (builds with the CUDA backend); its ceiling is a device-to-device copy (GB/s
 // read + written), and each token's logits are copied back to the host, as generation does.
 // --mmap-ab loads each model twice, mapped and copied (--no-mmap), and alternates the runs of the
 // two loads, so both meet the same host bandwidth (on a shared host it can swing within seconds):
@@ -36,7 +36,7 @@ struct Result {
     std::vector<double> samples;  // tokens/s of each run
     double weight_bytes_per_token = 0, ceiling_gbs = 0;
     double prompt_ops = 0, peak_gops = 0;  // operations of one prompt; the peak measured with it
-    std::string peak;                       // which peak ("" where none applies)
+    std::optional<bench::Peak> peak;        // the unit whose peak applies (none: not measured)
     bool mapped = true;
 
     double mean() const { return std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size()); }
@@ -144,7 +144,7 @@ void print_json(const Result& r) {
     for (std::size_t i = 0; i < r.samples.size(); ++i) std::printf("%s%.4f", i ? ", " : "", r.samples[i]);
     std::printf("], \"weight_bytes_per_token\": %.0f, \"gen_gbs\": %.3f, \"read_ceiling_gbs\": %.3f, \"prompt_gops\": %.3f, "
                 "\"peak_gops\": %.3f, \"peak\": \"%s\", \"precision\": \"%s\", \"mmap\": %s}\n",
-                r.weight_bytes_per_token, r.gbs(), r.ceiling_gbs, r.gops(), r.peak_gops, r.peak.c_str(),
+                r.weight_bytes_per_token, r.gbs(), r.ceiling_gbs, r.gops(), r.peak_gops, r.peak ? bench::peak_name(*r.peak) : "",
                 weft::matmul_precision() == weft::MatmulPrecision::fast ? "fast" : "exact", r.mapped ? "true" : "false");
     std::fflush(stdout);
 }
@@ -154,8 +154,8 @@ void print_row(const Result& r) {
     if (r.n_gen > 0)
         std::snprintf(ceiling, sizeof ceiling, "%.1f / %.1f GB/s (%.0f%%)", r.gbs(), r.ceiling_gbs, 100 * r.gbs() / r.ceiling_gbs);
     else if (r.peak_gops > 0)
-        std::snprintf(ceiling, sizeof ceiling, "%.0f / %.0f %s (%.0f%%)", r.gops(), r.peak_gops, r.peak == "int8 dot" ? "GOP/s" : "GFLOP/s",
-                      100 * r.gops() / r.peak_gops);
+        std::snprintf(ceiling, sizeof ceiling, "%.0f / %.0f %s (%.0f%%)", r.gops(), r.peak_gops,
+                      r.peak == bench::Peak::int8_dot ? "GOP/s" : "GFLOP/s", 100 * r.gops() / r.peak_gops);
     std::printf("| %-28s | %10s | %7.2f B | %7s | %7d | %6s | %14.2f ± %-6.2f | %-28s |\n", r.model.c_str(), human_bytes(r.bytes).c_str(),
                 r.params * 1e-9, r.backend.c_str(), r.threads, r.test.c_str(), r.mean(), r.sd(), ceiling);
     std::fflush(stdout);
@@ -182,7 +182,7 @@ void bench_models(const std::vector<Model*>& models, const std::vector<bool>& ma
         pp.back().test = "pp" + std::to_string(n_prompt);
         pp.back().n_prompt = n_prompt;
         pp.back().prompt_ops = prompt_ops(models[k]->config(), n_prompt);
-        if (const auto peak = prompt_peak(*models[k]); peak && bench::peak_available(*peak)) pp.back().peak = bench::peak_name(*peak);
+        if (const auto peak = prompt_peak(*models[k]); peak && bench::peak_available(*peak)) pp.back().peak = peak;
         tg.push_back(base);
         tg.back().test = "tg" + std::to_string(n_gen);
         tg.back().n_gen = n_gen;
@@ -192,8 +192,7 @@ void bench_models(const std::vector<Model*>& models, const std::vector<bool>& ma
         for (Model* m : models) time_prompt(*m, ids);  // warm-up
         for (int i = 0; i < repeats; ++i)
             for (std::size_t k = 0; k < models.size(); ++k) {
-                if (const auto peak = prompt_peak(*models[k]); peak && bench::peak_available(*peak))
-                    pp[k].peak_gops += bench::compute_peak_gops(*peak, 1) / repeats;
+                if (pp[k].peak) pp[k].peak_gops += bench::compute_peak_gops(*pp[k].peak, 1) / repeats;
                 pp[k].samples.push_back(time_prompt(*models[k], ids));
             }
         for (const Result& r : pp) json ? print_json(r) : print_row(r);
