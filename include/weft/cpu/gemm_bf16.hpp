@@ -12,12 +12,13 @@
 // instead). nn::Linear uses this kernel only under the opt-in MatmulPrecision::fast; the default,
 // MatmulPrecision::exact, widens the weights for the f32 GEMM (nn/linear.hpp).
 //
-// Layout. x is rounded once per call into xb [M, 2·⌈K/2⌉] bf16 (rows padded, see xb_stride), so
-// the dword at pair p of row m is the (x[2p], x[2p+1]) that vdpbf16ps broadcasts. Weight rows are
-// taken 32 at a time (a panel) and K in blocks of 512 pairs: each block is packed as [pair][32
-// rows] dwords (16×16 dword transposes of the rows' 64-byte lines; 64 KiB, in L2) and run past
-// every activation row, 12 rows × 32 outputs per microkernel call (24 accumulators). Threads
-// split the panels.
+// Layout. The weights are not packed: a pair (w[n, 2p], w[n, 2p+1]) of a bf16 row is one dword in
+// memory, broadcast straight from the row (f16 rows, and rows of odd K, are first rounded into a
+// small per-thread buffer of bf16 pairs). x is rounded once per call and transposed into blocks
+// of 64 rows, xt [block][pair][64 rows] dwords, so one pair of 16 rows is one vector. The
+// microkernel takes 6 weight rows × 64 activation rows (24 accumulators) through the whole of
+// K; threads split the weight rows in groups of 6. (Packing the weights into [pair][rows] panels
+// instead, as an earlier version did, cost 10 % of a 128-token prompt in 16×16 transposes.)
 #pragma once
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512BF16__)
@@ -41,9 +42,8 @@ namespace detail::gemm_bf16 {
 
 using index = std::int64_t;
 
-inline constexpr index kRows = 32;     // weight rows per panel (two vectors of 16 outputs)
-inline constexpr index kPairs = 512;   // K pairs per packed block: 32 rows × 512 dwords = 64 KiB
-inline constexpr int kMR = 12;         // activation rows per microkernel call
+inline constexpr int kR = 6;      // weight rows per microkernel call (rows 4 KiB apart share an L1 set of 8 ways)
+inline constexpr index kMB = 64;  // activation rows per block of xt (4 vectors)
 
 inline __m512bh as_bh(__m512i v) { return (__m512bh)v; }
 inline __m512i as_i(__m512bh v) { return (__m512i)v; }
@@ -54,28 +54,6 @@ inline __mmask16 first16(index n) {
 }
 inline __mmask32 first32(index n) {
     return n >= 32 ? __mmask32(0xFFFFFFFFu) : n <= 0 ? __mmask32(0) : static_cast<__mmask32>((1u << n) - 1);
-}
-
-// Dwords between rows of xb: KP rounded up to a line, plus one line. The kernel reads kMR rows
-// side by side; rows a multiple of 4 KiB apart (K a multiple of 2048) would all fall into one
-// L1 set (8 ways) and evict each other: 6–16 % slower on Zen 4.
-inline index xb_stride(index KP) { return (KP + 15) / 16 * 16 + 16; }
-
-// Rows m of x [M, K] to bf16 pairs: xb row m = 2·KP bf16 (KP dwords, rows ldxb dwords apart),
-// zero-padded.
-inline void round_activations(index M, index K, index KP, const float* x, index ldx, std::uint32_t* xb, index ldxb) {
-    parallel_for(M, 16, [&](index m0, index m1) {
-        for (index m = m0; m < m1; ++m) {
-            const float* src = x + m * ldx;
-            std::uint32_t* dst = xb + m * ldxb;
-            for (index k = 0; k < 2 * KP; k += 32) {
-                const __m512 lo = _mm512_maskz_loadu_ps(first16(K - k), src + k);
-                const __m512 hi = k + 16 < K ? _mm512_maskz_loadu_ps(first16(K - k - 16), src + k + 16) : _mm512_setzero_ps();
-                const __m512i v = as_i(_mm512_cvtne2ps_pbh(hi, lo));
-                _mm512_mask_storeu_epi32(dst + k / 2, first16(KP - k / 2), v);
-            }
-        }
-    });
 }
 
 // r[j] lane i ← r[i] lane j (16 × 16 dwords). (The maskz_ forms with a full mask compile to the
@@ -107,7 +85,7 @@ inline void transpose16(__m512i r[16]) {
     }
 }
 
-// 32 values of row `row` from k on (zeros past K), as bf16.
+// 32 values of row `row` from k on (zeros past K), as bf16 pairs.
 template <class W>
 __m512i load_line(const W* row, index k, index K) {
     if constexpr (std::is_same_v<W, bf16>) {
@@ -120,60 +98,96 @@ __m512i load_line(const W* row, index k, index K) {
     }
 }
 
-// Packs pairs [p0, p0 + pc) of weight rows [n0, n0 + rows) (rows ≤ 32; missing rows are zero) as
-// packed[p][r] = (w[n0 + r, 2(p0 + p)], w[n0 + r, 2(p0 + p) + 1]).
-template <class W>
-void pack_panel(const W* w, index K, index n0, index rows, index p0, index pc, std::uint32_t* packed) {
-    for (index half = 0; half < 2; ++half)
-        for (index c = 0; c < pc; c += 16) {
-            __m512i r[16];
-            const index k = 2 * (p0 + c);
-            for (index i = 0; i < 16; ++i) {
-                const index row = 16 * half + i;
-                r[i] = row < rows ? load_line(w + (n0 + row) * K, k, K) : _mm512_setzero_si512();
+// Pairs per block of xt: KP rounded up to 16 (whole 16 × 16 transposes).
+inline index xt_pairs(index KP) { return (KP + 15) / 16 * 16; }
+
+// x [M, K] rounded to bf16 pairs into xt: block b of 64 rows holds, at [p][lane], the pair p of
+// row 64·b + lane; rows past M and pairs past K are zero. 16 rows × 16 pairs at a time: round
+// the rows' 32 values each, then one 16 × 16 dword transpose.
+inline void round_activations(index M, index K, index KP, const float* x, index ldx, std::uint32_t* xt) {
+    const index KP16 = xt_pairs(KP), quads = (M + 15) / 16;
+    parallel_for(quads, 4, [&](index q0, index q1) {
+        for (index q = q0; q < q1; ++q) {
+            std::uint32_t* block = xt + (q / 4) * KP16 * kMB + (q % 4) * 16;
+            for (index p0 = 0; p0 < KP16; p0 += 16) {
+                __m512i r[16];
+                const index k = 2 * p0;
+                for (index i = 0; i < 16; ++i) {
+                    const index m = 16 * q + i;
+                    if (m >= M) {
+                        r[i] = _mm512_setzero_si512();
+                        continue;
+                    }
+                    const float* src = x + m * ldx;
+                    const __m512 lo = _mm512_maskz_loadu_ps(first16(K - k), src + k);
+                    const __m512 hi = k + 16 < K ? _mm512_maskz_loadu_ps(first16(K - k - 16), src + k + 16) : _mm512_setzero_ps();
+                    r[i] = as_i(_mm512_cvtne2ps_pbh(hi, lo));
+                }
+                transpose16(r);
+                for (index j = 0; j < 16; ++j) _mm512_store_si512(block + (p0 + j) * kMB, r[j]);
             }
-            transpose16(r);
-            const index n = std::min<index>(16, pc - c);
-            for (index j = 0; j < n; ++j) _mm512_store_si512(packed + (c + j) * kRows + 16 * half, r[j]);
         }
+    });
 }
 
-// out rows [0, MR) × columns [0, cols) (+)= pairs [0, pc) of xb rows (ldx dwords apart) · packed.
-template <int MR>
-void kernel(index pc, const std::uint32_t* xb, index ldx, const std::uint32_t* packed, float* out, index ldo, index cols,
-            bool accumulate) {
-    const __mmask16 m0 = first16(cols), m1 = first16(cols - 16);
-    __m512 acc[MR][2];
-    const bool wide = cols > 16;  // (no address past out's row is formed otherwise)
-    for (int m = 0; m < MR; ++m) {
-        acc[m][0] = accumulate ? _mm512_maskz_loadu_ps(m0, out + m * ldo) : _mm512_setzero_ps();
-        acc[m][1] = accumulate && wide ? _mm512_maskz_loadu_ps(m1, out + m * ldo + 16) : _mm512_setzero_ps();
-    }
-    for (index p = 0; p < pc; ++p) {
-        const __m512bh b0 = as_bh(_mm512_load_si512(packed + p * kRows)), b1 = as_bh(_mm512_load_si512(packed + p * kRows + 16));
-#pragma GCC unroll 12
-        for (int m = 0; m < MR; ++m) {
-            const __m512bh a = as_bh(_mm512_set1_epi32(static_cast<int>(xb[m * ldx + p])));
-            acc[m][0] = _mm512_dpbf16_ps(acc[m][0], a, b0);
-            acc[m][1] = _mm512_dpbf16_ps(acc[m][1], a, b1);
+// The dword at p of a weight row, in every lane (an unaligned load: a row's pairs are 4-byte
+// aligned only when the weights are). (maskz_: see transpose16.)
+inline __m512bh broadcast_pair(const std::uint32_t* row, index p) {
+    return as_bh(_mm512_maskz_broadcastd_epi32(0xFFFF, _mm_loadu_si32(row + p)));
+}
+
+// out[m, r] = chain over pairs [0, KP) of rows[r] · xt block rows m, for R weight rows (rows[r]:
+// KP dwords each) and the block's first `mrows` activation rows (V = ⌈mrows / 16⌉ vectors); out
+// rows ldo apart, column r at out + r. `next`: R rows whose lines are prefetched as this runs
+// (the next group's weights), or null.
+template <int R, int V>
+void kernel(index KP, const std::uint32_t* const* rows, const std::uint32_t* xt, float* out, index ldo, index mrows,
+            const std::byte* const* next, index next_bytes) {
+    __m512 acc[R][V];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+    const std::uint32_t* row[R];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) row[r] = rows[r];
+    for (index p0 = 0; p0 < KP; p0 += 16) {
+        if (next != nullptr && 4 * p0 < next_bytes)  // one line of each next row per 16 pairs
+#pragma GCC unroll 6
+            for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(next[r] + 4 * p0), _MM_HINT_T1);
+        const index p1 = std::min(KP, p0 + 16);
+        for (index p = p0; p < p1; ++p) {
+            __m512bh b[V];
+#pragma GCC unroll 4
+            for (int v = 0; v < V; ++v) b[v] = as_bh(_mm512_load_si512(xt + p * kMB + 16 * v));
+#pragma GCC unroll 6
+            for (int r = 0; r < R; ++r) {
+                const __m512bh a = broadcast_pair(row[r], p);
+#pragma GCC unroll 4
+                for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], b[v], a);
+            }
         }
     }
-    for (int m = 0; m < MR; ++m) {
-        _mm512_mask_storeu_ps(out + m * ldo, m0, acc[m][0]);
-        if (wide) _mm512_mask_storeu_ps(out + m * ldo + 16, m1, acc[m][1]);
-    }
+    alignas(64) float tile[R][kMB];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) _mm512_store_ps(&tile[r][16 * v], acc[r][v]);
+    for (index m = 0; m < mrows; ++m)
+        for (int r = 0; r < R; ++r) out[m * ldo + r] = tile[r][m];
 }
 
-template <int MR = kMR>
-void run_kernel(int mr, index pc, const std::uint32_t* xb, index ldx, const std::uint32_t* packed, float* out, index ldo, index cols,
-                bool accumulate) {
-    if constexpr (MR > 0) {
-        if (mr == MR) return kernel<MR>(pc, xb, ldx, packed, out, ldo, cols, accumulate);
-        run_kernel<MR - 1>(mr, pc, xb, ldx, packed, out, ldo, cols, accumulate);
-    }
+template <int R, int V = 4>
+void run_kernel(int rows_n, index KP, const std::uint32_t* const* rows, const std::uint32_t* xt, float* out, index ldo, index mrows,
+                const std::byte* const* next, index next_bytes) {
+    if constexpr (R > 1)
+        if (rows_n < R) return run_kernel<R - 1, V>(rows_n, KP, rows, xt, out, ldo, mrows, next, next_bytes);
+    if constexpr (V > 1)
+        if (mrows <= 16 * (V - 1)) return run_kernel<R, V - 1>(rows_n, KP, rows, xt, out, ldo, mrows, next, next_bytes);
+    kernel<R, V>(KP, rows, xt, out, ldo, mrows, next, next_bytes);
 }
 
-// A thread's growable 64-byte aligned scratch (slot 0: the packed block; 1: the rounded x).
+// A thread's growable 64-byte aligned scratch (slot 0: rounded weight rows; 1: the rounded x).
 inline std::uint32_t* scratch(int slot, std::size_t bytes) {
     thread_local AlignedBuffer buffers[2];
     if (buffers[slot].size() < bytes) buffers[slot] = AlignedBuffer(bytes);
@@ -194,41 +208,43 @@ void gemm_bf16(std::int64_t M, std::int64_t N, std::int64_t K, const float* x, s
     if (M > 1 && ldx < K) fail("gemm_bf16: x row stride ", ldx, " is smaller than K = ", K);
     if (M > 1 && ldo < N) fail("gemm_bf16: out row stride ", ldo, " is smaller than N = ", N);
     if (out == nullptr || (K > 0 && (x == nullptr || w == nullptr))) fail("gemm_bf16: null pointer with work to do");
-    const g::index KP = (K + 1) / 2;
-    const g::index ldxb = g::xb_stride(KP);
-    std::uint32_t* xb = g::scratch(1, static_cast<std::size_t>(M * ldxb) * 4);
-    g::round_activations(M, K, KP, x, ldx, xb, ldxb);
-    const g::index panels = (N + g::kRows - 1) / g::kRows, tiles = (M + g::kMR - 1) / g::kMR;
-    // Threads claim panels as they go (one core is often slower); each output is computed the
-    // same way whichever thread computes it.
-    parallel_for_guided(panels, 1, [&](g::index first, g::index last) {
-        std::uint32_t* packed = g::scratch(0, static_cast<std::size_t>(g::kPairs * g::kRows) * 4);
-        for (g::index panel = first; panel < last; ++panel) {
-            const g::index n0 = panel * g::kRows, cols = std::min(g::kRows, N - n0);
-            if (KP == 0)
-                for (g::index m = 0; m < M; ++m) std::fill(out + m * ldo + n0, out + m * ldo + n0 + cols, 0.0f);
-            for (g::index p0 = 0; p0 < KP; p0 += g::kPairs) {
-                const g::index pc = std::min(g::kPairs, KP - p0);
-                g::pack_panel(w, K, n0, cols, p0, pc, packed);
-                // The weights of the next block (this panel's next K block, else the next panel's
-                // first) are fetched into L2 while this one computes, a share per tile: packing
-                // then reads from cache instead of waiting on DRAM.
-                const bool same = p0 + g::kPairs < KP;
-                const g::index next_n0 = same ? n0 : n0 + g::kRows, next_p0 = same ? p0 + g::kPairs : 0;
-                const g::index next_rows = std::min(g::kRows, N - next_n0), next_bytes = 4 * std::min(g::kPairs, KP - next_p0);
-                const g::index lines = next_rows > 0 ? next_rows * ((next_bytes + 63) / 64) : 0;
-                for (g::index t = 0, m0 = 0; m0 < M; ++t, m0 += g::kMR) {
-                    // line l of the block: row l % next_rows, its line l / next_rows (divided
-                    // once per tile: a division per line cost 4 % of a prompt)
-                    const g::index l0 = lines * t / tiles, l1 = lines * (t + 1) / tiles;
-                    g::index row = next_rows > 0 ? l0 % next_rows : 0, line = next_rows > 0 ? l0 / next_rows : 0;
-                    for (g::index l = l0; l < l1; ++l) {
-                        _mm_prefetch(reinterpret_cast<const char*>(w + (next_n0 + row) * K + 2 * next_p0) + 64 * line, _MM_HINT_T1);
-                        if (++row == next_rows) row = 0, ++line;
-                    }
-                    const int mr = static_cast<int>(std::min<g::index>(g::kMR, M - m0));
-                    g::run_kernel(mr, pc, xb + m0 * ldxb + p0, ldxb, packed, out + m0 * ldo + n0, ldo, cols, p0 > 0);
+    if (K == 0) {
+        for (g::index m = 0; m < M; ++m) std::fill(out + m * ldo, out + m * ldo + N, 0.0f);
+        return;
+    }
+    const g::index KP = (K + 1) / 2, KP16 = g::xt_pairs(KP), blocks = (M + g::kMB - 1) / g::kMB;
+    std::uint32_t* xt = g::scratch(1, static_cast<std::size_t>(blocks * KP16 * g::kMB) * 4);
+    g::round_activations(M, K, KP, x, ldx, xt);
+    // bf16 rows of even K are read in place; others are rounded into a per-thread buffer.
+    const bool in_place = std::is_same_v<W, bf16> && K % 2 == 0;
+    const g::index groups = (N + g::kR - 1) / g::kR, row_bytes = K * static_cast<g::index>(sizeof(W));
+    parallel_for_guided(groups, 4, [&](g::index first, g::index last) {
+        std::uint32_t* buffer = in_place ? nullptr : g::scratch(0, static_cast<std::size_t>(g::kR * KP16) * 4);
+        for (g::index group = first; group < last; ++group) {
+            const g::index n0 = group * g::kR;
+            const int rows_n = static_cast<int>(std::min<g::index>(g::kR, N - n0));
+            const std::uint32_t* rows[g::kR];
+            for (int r = 0; r < rows_n; ++r) {
+                const W* row = w + (n0 + r) * K;
+                if (in_place) {
+                    rows[r] = reinterpret_cast<const std::uint32_t*>(row);
+                } else {
+                    std::uint32_t* dst = buffer + r * KP16;
+                    for (g::index k = 0; k < 2 * KP; k += 32)
+                        _mm512_mask_storeu_epi32(dst + k / 2, g::first16(KP - k / 2), g::load_line(row, k, K));
+                    rows[r] = dst;
                 }
+            }
+            // The next group's rows (also past this thread's run: most often its next run too).
+            // (A shorter last group repeats its last row.)
+            const std::byte* next[g::kR];
+            const g::index next_n = std::min<g::index>(g::kR, N - n0 - g::kR);
+            for (int r = 0; r < rows_n && next_n > 0; ++r)
+                next[r] = reinterpret_cast<const std::byte*>(w + (n0 + g::kR + std::min<g::index>(r, next_n - 1)) * K);
+            for (g::index b = 0; b < blocks; ++b) {
+                const bool last_block = b + 1 == blocks && next_n > 0;
+                g::run_kernel<g::kR>(rows_n, KP, rows, xt + b * KP16 * g::kMB, out + b * g::kMB * ldo + n0, ldo,
+                                     std::min<g::index>(g::kMB, M - b * g::kMB), last_block ? next : nullptr, row_bytes);
             }
         }
     });
