@@ -175,7 +175,7 @@ void BM_weft_gemm_bf16(benchmark::State& state) {
     auto& pool = pools[{K, N}];
     if (pool.empty())
         for (const auto& w : op.w) pool.emplace_back(w.begin(), w.end());  // same values, rounded
-    const double peak = bench::compute_peak_gops(bench::Peak::bf16_dot, 1);
+    const double peak = bench::compute_peak_gops(bench::Peak::bf16_dot);
     std::size_t next = 0;
     for (auto _ : state) {
         next = (next + 1) % pool.size();

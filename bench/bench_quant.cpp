@@ -219,7 +219,7 @@ void BM_quant_gemm(benchmark::State& state) {
     std::vector<float> x(static_cast<std::size_t>(M * K)), out(static_cast<std::size_t>(M * N));
     for (dim i = 0; i < M * K; ++i) x[static_cast<std::size_t>(i)] = float(i % 17) * 0.1f - 0.8f;
     weft::set_num_threads(threads);
-    const double peak = bench::compute_peak_gops(bench::Peak::int8_dot, 1);  // 0 without VNNI
+    const double peak = bench::compute_peak_gops(bench::Peak::int8_dot);  // 0 without VNNI
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
         weft::cpu::quant_gemm_nt(type, M, N, K, x.data(), K, w.get(), out.data(), N);

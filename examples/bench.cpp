@@ -192,7 +192,7 @@ void bench_models(const std::vector<Model*>& models, const std::vector<bool>& ma
         for (Model* m : models) time_prompt(*m, ids);  // warm-up
         for (int i = 0; i < repeats; ++i)
             for (std::size_t k = 0; k < models.size(); ++k) {
-                if (pp[k].peak) pp[k].peak_gops += bench::compute_peak_gops(*pp[k].peak, 1) / repeats;
+                if (pp[k].peak) pp[k].peak_gops += bench::compute_peak_gops(*pp[k].peak) / repeats;
                 pp[k].samples.push_back(time_prompt(*models[k], ids));
             }
         for (const Result& r : pp) json ? print_json(r) : print_row(r);

@@ -98,6 +98,14 @@ __m512i load_line(const W* row, index k, index K) {
     }
 }
 
+// A weight row [K] as ⌈K/2⌉ bf16 pairs (the last one zero-padded for odd K) at dst.
+template <class W>
+void round_row(const W* row, index K, std::uint32_t* dst) {
+    index k = 0;
+    for (; k + 32 <= K; k += 32) _mm512_storeu_si512(dst + k / 2, load_line(row, k, K));
+    if (k < K) _mm512_mask_storeu_epi32(dst + k / 2, first16((K - k + 1) / 2), load_line(row, k, K));
+}
+
 // Pairs per block of xt: KP rounded up to 16 (whole 16 × 16 transposes).
 inline index xt_pairs(index KP) { return (KP + 15) / 16 * 16; }
 
@@ -229,10 +237,8 @@ void gemm_bf16(std::int64_t M, std::int64_t N, std::int64_t K, const float* x, s
                 if (in_place) {
                     rows[r] = reinterpret_cast<const std::uint32_t*>(row);
                 } else {
-                    std::uint32_t* dst = buffer + r * KP16;
-                    for (g::index k = 0; k < 2 * KP; k += 32)
-                        _mm512_mask_storeu_epi32(dst + k / 2, g::first16(KP - k / 2), g::load_line(row, k, K));
-                    rows[r] = dst;
+                    g::round_row(row, K, buffer + r * KP16);
+                    rows[r] = buffer + r * KP16;
                 }
             }
             // The next group's rows (also past this thread's run: most often its next run too).
