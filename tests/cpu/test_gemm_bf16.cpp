@@ -145,6 +145,19 @@ TEST_CASE("gemm_bf16 rows are bit-identical for any thread count and batch") {
     check_deterministic<bf16>({70, 100, 2048});  // rows read in place
 }
 
+TEST_CASE("gemm_bf16 reads bf16 weights in place at any 2-byte alignment") {
+    // Weights from a file (safetensors) may start at any even byte: the pairs read in place are
+    // then not 4-byte aligned. The same bits as from an aligned copy.
+    const Case c{70, 13, 64};
+    Problem<bf16> p(c, false, 5);
+    p.run();
+    std::vector<bf16> shifted(p.w.size() + 1);
+    std::copy(p.w.begin(), p.w.end(), shifted.begin() + 1);
+    std::vector<float> out(p.out.size(), -7.0f);
+    weft::cpu::gemm_bf16(p.M, p.N, p.K, p.x.data(), p.ldx, shifted.data() + 1, out.data(), p.ldo);
+    CHECK(out == p.out);
+}
+
 TEST_CASE("gemm_bf16 rejects bad sizes and strides") {
     float x = 0, out = 0;
     const bf16 w(0.0f);
