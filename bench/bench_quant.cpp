@@ -234,7 +234,7 @@ void BM_quant_gemm(benchmark::State& state) {
         state.counters["efficiency"] = gops / peak;
     }
 #if defined(WEFT_QMM_AMX)
-    state.counters["amx"] = weft::cpu::detail::qmm::amx_available() && type != DType::q6_k && M >= 16;
+    state.counters["amx"] = weft::cpu::quant_gemm_uses_amx(type, M);
 #endif
     std::string label = type_name(type);
     if (type == DType::q4_0) label += " (llama.cpp: 108 tok/s on 2 threads)";

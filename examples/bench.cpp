@@ -8,8 +8,9 @@
 // GFLOP/s (GOP/s for int8; a multiply-add counts 2) next to the peak of the unit its matmuls run
 // on, measured right before each run (bench/ceilings.hpp): int8 dot products for quantized
 // weights, bf16 dot products for f16 / bf16 under --precision fast, else f32 FMA.
-// --device cuda runs a Llama 2/3/3.x on the GPU (builds with the CUDA backend); its ceiling is a device-to-device copy (GB/s
-// read + written), and each token's logits are copied back to the host, as generation does.
+// --device cuda runs a Llama 2/3/3.x on the GPU (builds with the CUDA backend); its ceiling is a
+// device-to-device copy (GB/s read + written), and each token's logits are copied back to the
+// host, as generation does.
 // --mmap-ab loads each model twice, mapped and copied (--no-mmap), and alternates the runs of the
 // two loads, so both meet the same host bandwidth (on a shared host it can swing within seconds):
 // a fair measure of what the mapping's small pages cost.
@@ -108,27 +109,18 @@ double ceiling_gbs(weft::Llama&) { return bench::read_bandwidth_gbs(2); }
 double ceiling_gbs(examples::CudaLlama& model) { return model.copy_bandwidth_gbs(); }
 #endif
 
-// The unit a prompt's matmuls run on (nn::Linear's choice), where weft can measure its peak.
-std::optional<bench::Peak> prompt_peak(const weft::Llama& model) {
-    const weft::DType t = model.layers().front().attention.wq().weight().dtype;
-    if (weft::is_quantized(t)) {
-#if defined(WEFT_QMM_AMX)
-        if (weft::cpu::detail::qmm::amx_available()) return std::nullopt;  // AMX tiles: no peak here
-#endif
-        return bench::Peak::int8_dot;
+// The peak that bounds a prompt of n tokens: that of the unit nn::Linear runs it on (none for
+// AMX tiles, which bench/ceilings.hpp does not measure).
+std::optional<bench::Peak> prompt_peak(const weft::Llama& model, int n) {
+    switch (model.layers().front().attention.wq().unit(n)) {
+        case weft::nn::MatmulUnit::int8_dot: return bench::Peak::int8_dot;
+        case weft::nn::MatmulUnit::bf16_dot: return bench::Peak::bf16_dot;
+        case weft::nn::MatmulUnit::f32_fma: return bench::Peak::f32_fma;
+        default: return std::nullopt;
     }
-    if (t == weft::DType::f16 || t == weft::DType::bf16) {
-#if defined(WEFT_GEMM16_AMX)
-        if (weft::cpu::gemm16_amx_available()) return std::nullopt;
-#endif
-#if defined(WEFT_GEMM_BF16)
-        if (weft::matmul_precision() == weft::MatmulPrecision::fast) return bench::Peak::bf16_dot;
-#endif
-    }
-    return bench::Peak::f32_fma;
 }
 #if WEFT_EXAMPLES_CUDA
-std::optional<bench::Peak> prompt_peak(const examples::CudaLlama&) { return std::nullopt; }
+std::optional<bench::Peak> prompt_peak(const examples::CudaLlama&, int) { return std::nullopt; }
 #endif
 
 std::string human_bytes(double b) {
@@ -182,7 +174,7 @@ void bench_models(const std::vector<Model*>& models, const std::vector<bool>& ma
         pp.back().test = "pp" + std::to_string(n_prompt);
         pp.back().n_prompt = n_prompt;
         pp.back().prompt_ops = prompt_ops(models[k]->config(), n_prompt);
-        if (const auto peak = prompt_peak(*models[k]); peak && bench::peak_available(*peak)) pp.back().peak = peak;
+        if (const auto peak = prompt_peak(*models[k], n_prompt); peak && bench::peak_available(*peak)) pp.back().peak = peak;
         tg.push_back(base);
         tg.back().test = "tg" + std::to_string(n_gen);
         tg.back().n_gen = n_gen;

@@ -111,6 +111,36 @@ TEST_CASE("Linear with 16-bit weights under MatmulPrecision::fast: prompts withi
         for (Index n = 0; n < 77; ++n) REQUIRE(some(m, n) == all(m + 10, n));
 }
 
+TEST_CASE("Linear::unit names the kernel forward() takes for a batch") {
+    using weft::DType;
+    using U = nn::MatmulUnit;
+    const Index decode = nn::Linear::gemv_max_rows, prompt = 128;
+    for (DType t : {DType::f16, DType::bf16, DType::q4_0, DType::q8_0, DType::q4_k}) CHECK(nn::Linear::unit(t, decode) == U::gemv);
+    CHECK(nn::Linear::unit(DType::f32, prompt) == U::f32_fma);
+    const U int8 = nn::Linear::unit(DType::q4_0, prompt);
+    CHECK((int8 == U::int8_dot || (int8 == U::amx_tiles && weft::cpu::quant_gemm_uses_amx(DType::q4_0, prompt))));
+    CHECK(nn::Linear::unit(DType::q6_k, prompt) == U::int8_dot);  // Q6_K stays off the tiles
+    const U exact = nn::Linear::unit(DType::f16, prompt);
+    U fast = U::gemv;
+    {
+        ScopedPrecision p(weft::MatmulPrecision::fast);
+        fast = nn::Linear::unit(DType::f16, prompt);
+    }
+#if defined(WEFT_GEMM16_AMX)
+    if (weft::cpu::gemm16_amx_available()) {
+        CHECK(exact == U::amx_tiles);
+        CHECK(fast == U::amx_tiles);
+        return;
+    }
+#endif
+    CHECK(exact == U::f32_fma);
+#if defined(WEFT_GEMM_BF16)
+    CHECK(fast == U::bf16_dot);
+#else
+    CHECK(fast == U::f32_fma);
+#endif
+}
+
 TEST_CASE("Linear rejects mismatched shapes with both shapes in the message") {
     Tensor<float> w(Shape{4, 6});
     nn::Linear layer(weft::Weight::of(w, "blk.0.q"));

@@ -130,6 +130,10 @@ void quant_gemv_nt_group(Index M, Index K, const float* x, Index ldx, const std:
 template <std::size_t P>
 void quant_gemm_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts);
 
+// Whether the GEMM runs M rows of `type` on AMX-INT8 tiles (else on VNNI, AVX2 or scalar integer
+// dot products): the unit that bounds a prompt's speed.
+inline bool quant_gemm_uses_amx(DType type, Index M);
+
 // The definition above as plain single-threaded loops (slow; for tests and reading).
 inline void quant_matmul_nt_reference(DType type, Index M, Index N, Index K, const float* x, Index ldx, const void* w,
                                       float* out, Index ldo);
@@ -1095,6 +1099,12 @@ inline std::atomic<bool>& amx_allowed() {
     return allowed;
 }
 
+// The GEMM's choice of tiles for M rows of type t. Q6_K's sub-blocks of 16 values halve the work
+// per tile product and its float pass; VNNI is faster there (measured).
+inline bool gemm_uses_amx(DType t, Index M) {
+    return M >= kAmxMinRows && t != DType::q6_k && amx_allowed().load(std::memory_order_relaxed) && amx_available();
+}
+
 // Tiles 0/1: A, 2/3: B, 4/5: C (two alternating sets) for sub-blocks of `sub` values.
 inline void amx_configure(int sub) {
     amx::TileConfig c;
@@ -1664,10 +1674,7 @@ void run_panels(const QuantPart& part, const Act& x, Index M, Index K, Index p0,
     const Panel panel{q, scale, mins, negdmin};
     int offset = 0;  // subtracted from the decoded codes: AMX panels hold signed weights
 #if defined(WEFT_QMM_AMX)
-    // Q6_K's sub-blocks of 16 values halve the work per tile product and its float pass; VNNI is
-    // faster there (measured).
-    const bool amx = M >= kAmxMinRows && part.type != DType::q6_k && amx_allowed().load(std::memory_order_relaxed) &&
-                     amx_available();
+    const bool amx = gemm_uses_amx(part.type, M);
     if (amx) {
         amx_configure(f.sub);
         offset = signed_offset(part.type);
@@ -1772,6 +1779,15 @@ void run(const char* op, Index M, Index K, const float* x, Index ldx, const std:
 
 // ---- Public entry points -----------------------------------------------------------------------
 inline namespace WEFT_QMM_ISA {
+
+inline bool quant_gemm_uses_amx(DType type, Index M) {
+#if defined(WEFT_QMM_AMX)
+    return detail::qmm::gemm_uses_amx(type, M);
+#else
+    (void)type, (void)M;
+    return false;
+#endif
+}
 
 template <std::size_t P>
 void quant_gemv_nt_group(Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& parts) {

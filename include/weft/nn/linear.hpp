@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include "weft/core/precision.hpp"
@@ -57,6 +58,10 @@ void matmul_nt_widened(Index M, Index N, Index K, const float* x, Index ldx, con
 }
 
 }  // namespace detail
+
+// What a batch through a Linear runs on (Linear::unit): the streaming GEMV of decoding, or the
+// unit whose peak bounds a prompt: f32 FMA, bf16 dot products, int8 dot products or AMX tiles.
+enum class MatmulUnit { gemv, f32_fma, bf16_dot, int8_dot, amx_tiles };
 
 // y [..., out] = x [..., in] · Wᵀ (+ bias). W: [out, in] in f32, f16, bf16 or a quantized dtype;
 // bias: [out] in f32, f16 or bf16.
@@ -134,6 +139,24 @@ public:
     // CPU has them (cpu/gemm_bf16.hpp), else widen panels for the packed f32 GEMM.
     static constexpr Index gemv_max_rows = 8;
 
+    // What forward() runs a batch of `rows` rows on, for weights of dtype t (these weights: unit(rows)).
+    static MatmulUnit unit(DType t, Index rows) {
+        if (is_quantized(t)) {
+            if (rows <= cpu::quant_gemv_max_rows) return MatmulUnit::gemv;
+            return cpu::quant_gemm_uses_amx(t, rows) ? MatmulUnit::amx_tiles : MatmulUnit::int8_dot;
+        }
+        if (t == DType::f32) return rows <= cpu::detail::gemm::kGemvMaxM ? MatmulUnit::gemv : MatmulUnit::f32_fma;
+        if (rows <= gemv_max_rows) return MatmulUnit::gemv;
+#if defined(WEFT_GEMM16_AMX)
+        if (cpu::gemm16_amx_available()) return MatmulUnit::amx_tiles;
+#endif
+#if defined(WEFT_GEMM_BF16)
+        if (matmul_precision() == MatmulPrecision::fast) return MatmulUnit::bf16_dot;
+#endif
+        return MatmulUnit::f32_fma;  // panels widened for the packed f32 GEMM
+    }
+    MatmulUnit unit(Index rows) const { return unit(weight_.dtype, rows); }
+
 private:
     void check(const TensorView<const float>& x, const TensorView<float>& out) const {
         if (x.rank() != 2 || x.shape()[1] != in_features() || x.strides()[1] != 1)
@@ -149,23 +172,16 @@ private:
 
     template <class W>
     static void multiply(Index M, Index N, Index K, const float* x, Index ldx, const W* w, float* out) {
-        if (M <= gemv_max_rows) {
-            cpu::gemv_nt(M, N, K, x, ldx, w, out, N);
-            return;
-        }
+        switch (unit(std::is_same_v<W, f16> ? DType::f16 : DType::bf16, M)) {
+            case MatmulUnit::gemv: cpu::gemv_nt(M, N, K, x, ldx, w, out, N); return;
 #if defined(WEFT_GEMM16_AMX)
-        if (cpu::gemm16_amx_available()) {
-            cpu::gemm16_amx(M, N, K, x, ldx, w, out, N);
-            return;
-        }
+            case MatmulUnit::amx_tiles: cpu::gemm16_amx(M, N, K, x, ldx, w, out, N); return;
 #endif
 #if defined(WEFT_GEMM_BF16)
-        if (matmul_precision() == MatmulPrecision::fast) {
-            cpu::gemm_bf16(M, N, K, x, ldx, w, out, N);
-            return;
-        }
+            case MatmulUnit::bf16_dot: cpu::gemm_bf16(M, N, K, x, ldx, w, out, N); return;
 #endif
-        detail::matmul_nt_widened(M, N, K, x, ldx, w, out, N);
+            default: detail::matmul_nt_widened(M, N, K, x, ldx, w, out, N);
+        }
     }
 
     Weight weight_, bias_;
