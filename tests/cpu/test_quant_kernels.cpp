@@ -18,6 +18,7 @@
 #include <weft/cpu/quant_matmul.hpp>
 #include <weft/quant/activation.hpp>
 #include <weft/quant/dequantize.hpp>
+#include <weft/quant/interleave.hpp>
 
 namespace test_quant_kernels {
 
@@ -251,6 +252,61 @@ TEST_CASE("a grouped quantized matmul over mixed types gives each part's own bit
             for (int i = 0; i < 3; ++i) CHECK(bits(outs[i]) == bits(alone[i]));
         }
     }
+}
+
+TEST_CASE("q4_0x16 (Q4_0 with 16 rows interleaved) gives Q4_0's bits on every path and thread count") {
+    std::mt19937 rng(31);
+    const int before = weft::num_threads();
+    for (Index N : {16, 48, 272})
+        for (Index K : {32, 96, 224, 2048}) {
+            const auto w = random_weights(DType::q4_0, N, K, rng);
+            auto wi = w;
+            weft::quant::interleave_q4_0(reinterpret_cast<std::byte*>(wi.data()), N, K);
+            REQUIRE(wi != w);
+            for (Index M : {1, 2, 3, 4, 5, 8, 9, 16, 65}) {
+                if (M * N * K > 65 * 48 * 2048) continue;
+                const Index ldx = K + 3, ldo = N + 5;
+                const auto x = random_activations(M, ldx, rng);
+                auto run = [&](auto fn, DType t, const std::vector<std::uint8_t>& weights) {
+                    std::vector<float> out(static_cast<std::size_t>(M * ldo), -7.0f);
+                    fn(t, M, N, K, x.data(), ldx, weights.data(), out.data(), ldo);
+                    return bits(out);
+                };
+                CAPTURE(N);
+                CAPTURE(K);
+                CAPTURE(M);
+                const auto ref = run(weft::cpu::quant_matmul_nt_reference, DType::q4_0, w);
+                CHECK(run(weft::cpu::quant_matmul_nt_reference, DType::q4_0x16, wi) == ref);
+                for (int threads : {1, 2, 3}) {
+                    CAPTURE(threads);
+                    weft::set_num_threads(threads);
+                    CHECK(run(weft::cpu::quant_gemv_nt, DType::q4_0x16, wi) == ref);
+                    CHECK(run(weft::cpu::quant_gemm_nt, DType::q4_0x16, wi) == ref);
+                    CHECK(run(weft::cpu::quant_matmul_nt, DType::q4_0x16, wi) == ref);
+                }
+                weft::set_num_threads(before);
+            }
+        }
+    // In a group with other types (one activation quantization, one parallel region).
+    const Index K = 256;
+    const auto w4 = random_weights(DType::q4_0, 32, K, rng), wk = random_weights(DType::q4_k, 19, K, rng);
+    auto wi = w4;
+    weft::quant::interleave_q4_0(reinterpret_cast<std::byte*>(wi.data()), 32, K);
+    for (Index M : {1, 4, 20}) {
+        const auto x = random_activations(M, K, rng);
+        std::vector<float> a(static_cast<std::size_t>(M * 32)), b(static_cast<std::size_t>(M * 19)), ra(a.size()), rb(b.size());
+        weft::cpu::quant_matmul_nt_reference(DType::q4_0, M, 32, K, x.data(), K, w4.data(), ra.data(), 32);
+        weft::cpu::quant_matmul_nt_reference(DType::q4_k, M, 19, K, x.data(), K, wk.data(), rb.data(), 19);
+        weft::cpu::quant_matmul_nt_group<2>(M, K, x.data(), K, {weft::cpu::QuantPart{DType::q4_0x16, wi.data(), 32, a.data(), 32},
+                                                               weft::cpu::QuantPart{DType::q4_k, wk.data(), 19, b.data(), 19}});
+        CAPTURE(M);
+        CHECK(bits(a) == bits(ra));
+        CHECK(bits(b) == bits(rb));
+    }
+    // Rows not a whole number of interleaved groups.
+    std::vector<float> out(64);
+    CHECK_THROWS_WITH_AS(weft::cpu::quant_gemv_nt(DType::q4_0x16, 1, 17, 32, out.data(), 32, wi.data(), out.data(), 17),
+                         doctest::Contains("not whole groups of 16"), weft::Error);
 }
 
 #if defined(WEFT_QMM_AMX)

@@ -129,8 +129,9 @@ inline std::ostream& operator<<(std::ostream& out, bf16 h) { return out << float
 
 // Element types, then GGUF's block-quantized weight types (a block of block_size(t) values is
 // stored in block_bytes(t) bytes; layouts in weft/quant/blocks.hpp). Tensors hold element types
-// only; Weights may hold either.
-enum class DType : std::uint8_t { f32, f16, bf16, i32, i8, f64, q8_0, q4_0, q4_k, q5_k, q6_k };
+// only; Weights may hold either. q4_0x16 is not a file type: Q4_0 blocks of 16 rows interleaved
+// in memory for decoding (weft/quant/interleave.hpp), the same bytes per block as Q4_0.
+enum class DType : std::uint8_t { f32, f16, bf16, i32, i8, f64, q8_0, q4_0, q4_k, q5_k, q6_k, q4_0x16 };
 
 inline const char* dtype_name(DType t) {
     switch (t) {
@@ -145,6 +146,7 @@ inline const char* dtype_name(DType t) {
         case DType::q4_k: return "q4_k";
         case DType::q5_k: return "q5_k";
         case DType::q6_k: return "q6_k";
+        case DType::q4_0x16: return "q4_0x16";
     }
     return "?";
 }
@@ -154,7 +156,7 @@ inline bool is_quantized(DType t) { return t >= DType::q8_0; }
 // Values per block: 1 for element types, 32 or 256 for the quantized ones.
 inline std::size_t block_size(DType t) {
     switch (t) {
-        case DType::q8_0: case DType::q4_0: return 32;
+        case DType::q8_0: case DType::q4_0: case DType::q4_0x16: return 32;
         case DType::q4_k: case DType::q5_k: case DType::q6_k: return 256;
         default: return 1;
     }
@@ -174,7 +176,7 @@ inline std::size_t dtype_size(DType t) {
 inline std::size_t block_bytes(DType t) {
     switch (t) {
         case DType::q8_0: return 34;
-        case DType::q4_0: return 18;
+        case DType::q4_0: case DType::q4_0x16: return 18;
         case DType::q4_k: return 144;
         case DType::q5_k: return 176;
         case DType::q6_k: return 210;

@@ -139,6 +139,7 @@ public:
         if (!in) fail("cannot open '", path, "'");
         size_ = static_cast<std::size_t>(in.tellg());
         fallback_ = AlignedBuffer(size_);
+        copied_ = true;
         in.seekg(0);
         if (!in.read(reinterpret_cast<char*>(fallback_.data()), static_cast<std::streamsize>(size_)))
             fail("cannot read '", path, "'");
@@ -152,6 +153,7 @@ public:
             data_ = std::exchange(other.data_, nullptr);
             size_ = std::exchange(other.size_, 0);
             mapped_ = std::exchange(other.mapped_, {});
+            copied_ = std::exchange(other.copied_, false);
             path_ = std::move(other.path_);
 #if !defined(WEFT_HAVE_MMAP)
             fallback_ = std::move(other.fallback_);
@@ -167,6 +169,26 @@ public:
     std::size_t size() const { return size_; }
     std::span<const std::byte> bytes() const { return {data_, size_}; }
     const std::string& path() const { return path_; }
+
+    // Whether the bytes are this object's own memory (FileLoad::copy, or no mmap) rather than
+    // the page cache's.
+    bool copied() const { return size_ > 0 && copied_; }
+    // Copies only: calls edit(bytes) with the whole copy writable, then makes it read-only again.
+    // Loaders rewrite weights into the layouts decoding reads fastest this way.
+    template <class Edit>
+    void edit(Edit&& edit) {
+        if (!copied()) fail("'", path_, "' is mapped, not copied: its bytes cannot be rewritten");
+        auto* bytes = const_cast<std::byte*>(data_);  // our own allocation (copy_in or fallback_)
+#if defined(WEFT_HAVE_MMAP)
+        if (::mprotect(mapped_.data(), mapped_.size(), PROT_READ | PROT_WRITE) != 0)
+            fail("cannot make the copy of '", path_, "' writable: ", std::strerror(errno));
+        struct ReadOnlyAgain {
+            std::span<std::byte> m;
+            ~ReadOnlyAgain() { ::mprotect(m.data(), m.size(), PROT_READ); }
+        } guard{mapped_};
+#endif
+        edit(std::span<std::byte>(bytes, size_));
+    }
 
     // Reads every page of the mapping into memory now instead of on first use, calling
     // progress(bytes_done, bytes_total) after each chunk (for a progress bar). Does not copy.
@@ -198,6 +220,7 @@ private:
         void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) fail("cannot allocate ", size_, " bytes to copy '", path_, "' into: ", std::strerror(errno));
         mapped_ = {static_cast<std::byte*>(p), length};
+        copied_ = true;
         const auto start = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) / huge * huge;
         auto* data = reinterpret_cast<std::byte*>(start);
         data_ = data;
@@ -226,11 +249,13 @@ private:
         mapped_ = {};
         data_ = nullptr;
         size_ = 0;
+        copied_ = false;
     }
 
     const std::byte* data_ = nullptr;
     std::size_t size_ = 0;
     std::span<std::byte> mapped_;  // what to munmap: the file's mapping, or the copy's whole allocation
+    bool copied_ = false;
     std::string path_;
 #if !defined(WEFT_HAVE_MMAP)
     AlignedBuffer fallback_;

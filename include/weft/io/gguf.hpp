@@ -315,6 +315,15 @@ public:
     // A tensor of a type weft computes with (to_dtype), in place in the mapping. Throws if absent
     // or of another type.
     Weight weight(std::string_view name) const;
+    // Whether the file was copied into memory (FileLoad::copy) rather than mapped.
+    bool copied() const { return map_.copied(); }
+    // Copied files only: calls edit(bytes) with a tensor's stored bytes writable, for loaders that
+    // rewrite weights into an in-memory layout (quant/interleave.hpp). Throws if absent or mapped.
+    template <class Edit>
+    void edit_tensor(std::string_view name, Edit&& edit) {
+        const TensorInfo& t = tensor(name);
+        map_.edit([&](std::span<std::byte> all) { edit(all.subspan(t.begin, t.nbytes())); });
+    }
 
 private:
     class Parser;
@@ -503,6 +512,7 @@ inline GgmlType to_ggml(DType t) {
         case DType::q4_k: return GgmlType::q4_k;
         case DType::q5_k: return GgmlType::q5_k;
         case DType::q6_k: return GgmlType::q6_k;
+        case DType::q4_0x16: break;  // weft's in-memory layout of Q4_0 (quant/interleave.hpp)
     }
     fail("gguf: dtype ", t, " has no ggml type");
 }

@@ -20,6 +20,7 @@
 #include "weft/expr/assign.hpp"
 #include "weft/core/weight.hpp"
 #include "weft/quant/dequantize.hpp"
+#include "weft/quant/interleave.hpp"
 
 namespace weft::nn {
 
@@ -207,9 +208,13 @@ public:
             if (is_quantized(table_.dtype)) {
                 // GGUF files often store the table quantized (Q4_K, Q6_K …): dequantize the one row.
                 if (!out.is_contiguous()) fail("Embedding: a quantized table needs a contiguous output");
-                const std::size_t row = table_.row_bytes();
-                quant::dequantize_row(table_.dtype, table_.data + static_cast<std::size_t>(tokens[t]) * row,
-                                      out.data() + static_cast<Index>(t) * dim(), dim());
+                float* y = out.data() + static_cast<Index>(t) * dim();
+                if (table_.dtype == DType::q4_0x16) {  // a tied lm_head's table, interleaved for decoding
+                    quant::dequantize_q4_0x16_row(table_.data, dim(), tokens[t], y);
+                } else {
+                    const std::size_t row = table_.row_bytes();
+                    quant::dequantize_row(table_.dtype, table_.data + static_cast<std::size_t>(tokens[t]) * row, y, dim());
+                }
             } else {
                 visit_float_weight(table_, [&](auto table) { out.select(0, static_cast<Index>(t)) = cast<float>(table.select(0, tokens[t])); });
             }
