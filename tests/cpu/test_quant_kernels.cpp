@@ -254,58 +254,70 @@ TEST_CASE("a grouped quantized matmul over mixed types gives each part's own bit
     }
 }
 
-TEST_CASE("q4_0x16 (Q4_0 with 16 rows interleaved) gives Q4_0's bits on every path and thread count") {
+TEST_CASE("q4_0x16 and q4_kx16 (16 rows interleaved) give Q4_0's and Q4_K's bits on every path and thread count") {
     std::mt19937 rng(31);
     const int before = weft::num_threads();
-    for (Index N : {16, 48, 272})
-        for (Index K : {32, 96, 224, 2048}) {
-            const auto w = random_weights(DType::q4_0, N, K, rng);
-            auto wi = w;
-            weft::quant::interleave_q4_0(reinterpret_cast<std::byte*>(wi.data()), N, K);
-            REQUIRE(wi != w);
-            for (Index M : {1, 2, 3, 4, 5, 8, 9, 16, 65}) {
-                if (M * N * K > 65 * 48 * 2048) continue;
-                const Index ldx = K + 3, ldo = N + 5;
-                const auto x = random_activations(M, ldx, rng);
-                auto run = [&](auto fn, DType t, const std::vector<std::uint8_t>& weights) {
-                    std::vector<float> out(static_cast<std::size_t>(M * ldo), -7.0f);
-                    fn(t, M, N, K, x.data(), ldx, weights.data(), out.data(), ldo);
-                    return bits(out);
-                };
-                CAPTURE(N);
-                CAPTURE(K);
-                CAPTURE(M);
-                const auto ref = run(weft::cpu::quant_matmul_nt_reference, DType::q4_0, w);
-                CHECK(run(weft::cpu::quant_matmul_nt_reference, DType::q4_0x16, wi) == ref);
-                for (int threads : {1, 2, 3}) {
-                    CAPTURE(threads);
-                    weft::set_num_threads(threads);
-                    CHECK(run(weft::cpu::quant_gemv_nt, DType::q4_0x16, wi) == ref);
-                    CHECK(run(weft::cpu::quant_gemm_nt, DType::q4_0x16, wi) == ref);
-                    CHECK(run(weft::cpu::quant_matmul_nt, DType::q4_0x16, wi) == ref);
+    for (DType type : {DType::q4_0, DType::q4_k}) {
+        const DType il = weft::quant::interleaved_dtype(type);
+        const std::vector<Index> Ks = is_k_quant(type) ? std::vector<Index>{256, 768, 2048} : std::vector<Index>{32, 96, 224, 2048};
+        for (Index N : {16, 48, 272})
+            for (Index K : Ks) {
+                const auto w = random_weights(type, N, K, rng);
+                auto wi = w;
+                weft::quant::interleave(type, reinterpret_cast<std::byte*>(wi.data()), N, K);
+                REQUIRE(wi != w);
+                for (Index M : {1, 2, 3, 4, 5, 8, 9, 16, 65}) {
+                    if (M * N * K > 65 * 48 * 2048) continue;
+                    const Index ldx = K + 3, ldo = N + 5;
+                    const auto x = random_activations(M, ldx, rng);
+                    auto run = [&](auto fn, DType t, const std::vector<std::uint8_t>& weights) {
+                        std::vector<float> out(static_cast<std::size_t>(M * ldo), -7.0f);
+                        fn(t, M, N, K, x.data(), ldx, weights.data(), out.data(), ldo);
+                        return bits(out);
+                    };
+                    const std::string name = weft::dtype_name(il);
+                    CAPTURE(name);
+                    CAPTURE(N);
+                    CAPTURE(K);
+                    CAPTURE(M);
+                    const auto ref = run(weft::cpu::quant_matmul_nt_reference, type, w);
+                    CHECK(run(weft::cpu::quant_matmul_nt_reference, il, wi) == ref);
+                    for (int threads : {1, 2, 3}) {
+                        CAPTURE(threads);
+                        weft::set_num_threads(threads);
+                        CHECK(run(weft::cpu::quant_gemv_nt, il, wi) == ref);
+                        CHECK(run(weft::cpu::quant_gemm_nt, il, wi) == ref);
+                        CHECK(run(weft::cpu::quant_matmul_nt, il, wi) == ref);
+                    }
+                    weft::set_num_threads(before);
                 }
-                weft::set_num_threads(before);
             }
-        }
-    // In a group with other types (one activation quantization, one parallel region).
+    }
+    // In a group with other types (one activation quantization per format, one parallel region).
     const Index K = 256;
-    const auto w4 = random_weights(DType::q4_0, 32, K, rng), wk = random_weights(DType::q4_k, 19, K, rng);
-    auto wi = w4;
-    weft::quant::interleave_q4_0(reinterpret_cast<std::byte*>(wi.data()), 32, K);
+    const auto w4 = random_weights(DType::q4_0, 32, K, rng), wk = random_weights(DType::q4_k, 48, K, rng),
+               w6 = random_weights(DType::q6_k, 19, K, rng);
+    auto w4i = w4, wki = wk;
+    weft::quant::interleave(DType::q4_0, reinterpret_cast<std::byte*>(w4i.data()), 32, K);
+    weft::quant::interleave(DType::q4_k, reinterpret_cast<std::byte*>(wki.data()), 48, K);
     for (Index M : {1, 4, 20}) {
         const auto x = random_activations(M, K, rng);
-        std::vector<float> a(static_cast<std::size_t>(M * 32)), b(static_cast<std::size_t>(M * 19)), ra(a.size()), rb(b.size());
+        std::vector<float> a(static_cast<std::size_t>(M * 32)), b(static_cast<std::size_t>(M * 48)), c(static_cast<std::size_t>(M * 19));
+        std::vector<float> ra(a.size()), rb(b.size()), rc(c.size());
         weft::cpu::quant_matmul_nt_reference(DType::q4_0, M, 32, K, x.data(), K, w4.data(), ra.data(), 32);
-        weft::cpu::quant_matmul_nt_reference(DType::q4_k, M, 19, K, x.data(), K, wk.data(), rb.data(), 19);
-        weft::cpu::quant_matmul_nt_group<2>(M, K, x.data(), K, {weft::cpu::QuantPart{DType::q4_0x16, wi.data(), 32, a.data(), 32},
-                                                               weft::cpu::QuantPart{DType::q4_k, wk.data(), 19, b.data(), 19}});
+        weft::cpu::quant_matmul_nt_reference(DType::q4_k, M, 48, K, x.data(), K, wk.data(), rb.data(), 48);
+        weft::cpu::quant_matmul_nt_reference(DType::q6_k, M, 19, K, x.data(), K, w6.data(), rc.data(), 19);
+        weft::cpu::quant_matmul_nt_group<3>(M, K, x.data(), K, {weft::cpu::QuantPart{DType::q4_0x16, w4i.data(), 32, a.data(), 32},
+                                                               weft::cpu::QuantPart{DType::q4_kx16, wki.data(), 48, b.data(), 48},
+                                                               weft::cpu::QuantPart{DType::q6_k, w6.data(), 19, c.data(), 19}});
         CAPTURE(M);
         CHECK(bits(a) == bits(ra));
         CHECK(bits(b) == bits(rb));
+        CHECK(bits(c) == bits(rc));
     }
     // Rows not a whole number of interleaved groups.
     std::vector<float> out(64);
-    CHECK_THROWS_WITH_AS(weft::cpu::quant_gemv_nt(DType::q4_0x16, 1, 17, 32, out.data(), 32, wi.data(), out.data(), 17),
+    CHECK_THROWS_WITH_AS(weft::cpu::quant_gemv_nt(DType::q4_0x16, 1, 17, 32, out.data(), 32, w4i.data(), out.data(), 17),
                          doctest::Contains("not whole groups of 16"), weft::Error);
 }
 

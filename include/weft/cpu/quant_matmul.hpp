@@ -159,10 +159,10 @@ inline Format format_of(DType t) {
     switch (t) {
         case DType::q8_0: return {32, 34, 32, false, false};
         case DType::q4_0: case DType::q4_0x16: return {32, 18, 32, false, false};
-        case DType::q4_k: return {256, 144, 32, true, true};
+        case DType::q4_k: case DType::q4_kx16: return {256, 144, 32, true, true};
         case DType::q5_k: return {256, 176, 32, true, true};
         case DType::q6_k: return {256, 210, 16, true, false};
-        default: fail("quantized matmul: ", t, " is not one of q8_0, q4_0, q4_0x16, q4_k, q5_k, q6_k");
+        default: fail("quantized matmul: ", t, " is not one of q8_0, q4_0, q4_k, q5_k, q6_k (or q4_0x16, q4_kx16)");
     }
 }
 
@@ -287,9 +287,10 @@ inline void part_rows_scalar(const QuantPart& p, const quant::QuantizedActivatio
     for (Index n = n0; n < n1; ++n) {
         const auto* row = static_cast<const std::uint8_t*>(p.w) + n * row_bytes;
         for (Index u = 0; u < units; ++u) {
-            if (p.type == DType::q4_0x16) {
-                const quant::BlockQ4_0 b = quant::q4_0x16_block(p.w, K, n, u);
-                decode_unit(DType::q4_0, reinterpret_cast<const std::uint8_t*>(&b), codes[static_cast<std::size_t>(u)]);
+            if (quant::is_interleaved(p.type)) {
+                alignas(8) std::uint8_t block[256];
+                quant::interleaved_block(p.type, p.w, K, n, u, block);
+                decode_unit(quant::plain_dtype(p.type), block, codes[static_cast<std::size_t>(u)]);
             } else {
                 decode_unit(p.type, row + u * f.unit_bytes, codes[static_cast<std::size_t>(u)]);
             }
@@ -306,8 +307,8 @@ inline void check_part(const char* op, const QuantPart& p, Index M, Index K) {
     if (K % f.unit_values != 0) fail(op, ": K = ", K, " is not a multiple of the ", p.type, " block of ", f.unit_values);
     if (M > 1 && p.ldo < p.n) fail(op, ": output row stride ", p.ldo, " is smaller than N = ", p.n);
     if (M > 0 && p.n > 0 && (p.w == nullptr || p.out == nullptr)) fail(op, ": null weight or output pointer");
-    if (p.type == DType::q4_0x16 && p.n % quant::interleaved_rows != 0)
-        fail(op, ": N = ", p.n, " rows of q4_0x16 weights are not whole groups of ", quant::interleaved_rows);
+    if (quant::is_interleaved(p.type) && p.n % quant::interleaved_rows != 0)
+        fail(op, ": N = ", p.n, " rows of ", p.type, " weights are not whole groups of ", quant::interleaved_rows);
 }
 
 // The calling thread's quantized copies of x: one for 32-value blocks, one for 256.
@@ -572,7 +573,7 @@ struct PanelOut {
 
 // The G rows of a group, equally spaced: row r at base + r · stride. A group that runs past the
 // matrix's last row is first copied into `spare` with zero rows after it (those lanes are
-// computed and dropped). Interleaved (q4_0x16, whole groups only): the rows are lanes
+// computed and dropped). Interleaved (q4_0x16, q4_kx16; whole groups only): the rows are lanes
 // lane0 .. lane0 + G − 1 of the 16-row group at base − lane0 · stride (lane0 > 0 on AVX2, G = 8).
 struct Rows {
     const std::uint8_t* base;
@@ -648,7 +649,7 @@ template <class Out>
 void decode_q4_0x16(const Rows& R, Index u0, Index u1, Out o) {
     const std::uint8_t* group = R.base - R.lane0 * R.stride;
     for (Index u = u0; u < u1; ++u) {
-        const std::uint8_t* b = group + static_cast<std::size_t>(u) * quant::q4_0x16_block_bytes;
+        const std::uint8_t* b = group + static_cast<std::size_t>(u) * 16 * 18;
         I t[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) t[j] = Isa::loadi(b + 32 + 64 * j + 4 * R.lane0);
@@ -722,11 +723,20 @@ void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
     }
 }
 
+// Dwords i .. i+3 of block u of a q4_kx16 group (quant/interleave.hpp: dword i of the 16 rows'
+// blocks is one vector), as Isa::load_t gives them from GGUF's rows: no transpose.
+inline void load_interleaved(const Rows& R, Index u, int i, I t[4]) {
+    const std::uint8_t* b = R.base - R.lane0 * R.stride + static_cast<std::size_t>(u) * 16 * 144 + 4 * R.lane0;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) t[k] = Isa::loadi(b + 64 * (i + k));
+}
+
 // Q4_K / Q5_K header (d, dmin, 12 bytes of 6-bit scales and mins) of unit u at `off`.
-template <class Out>
+template <class Out, bool Interleaved = false>
 void decode_k_header(const Rows& R, std::size_t off, Index u, Out o) {
-    I h[4];
-    Isa::load_t(R.base, R.stride, off, h);  // h[0] = d | dmin << 16; h[1..3] = scale bytes 0-3, 4-7, 8-11
+    I h[4];  // h[0] = d | dmin << 16; h[1..3] = scale bytes 0-3, 4-7, 8-11
+    if constexpr (Interleaved) load_interleaved(R, u, 0, h);
+    else Isa::load_t(R.base, R.stride, off, h);
     const F d = Isa::f16_lo(h[0]), dmin = Isa::f16_lo(Isa::srli32<16>(h[0]));
     const I m6 = Isa::set8(0x3F), m4 = Isa::set8(0x0F), top2 = Isa::set8(0x30);
     // bytes: scales 0-3, mins 0-3, scales 4-7, mins 4-7 (see quant::k_scale_min)
@@ -746,19 +756,25 @@ void decode_k_header(const Rows& R, std::size_t off, Index u, Out o) {
     o.neg_dmin(u, Isa::neg(dmin));
 }
 
-template <class Out>
+template <class Out, bool Interleaved = false>
 void decode_q4_k(const Rows& R, Index u0, Index u1, Out o) {
+    if constexpr (!Interleaved)
+        if (R.interleaved) {
+            decode_q4_k<Out, true>(R, u0, u1, o);
+            return;
+        }
     const I m4 = Isa::set8(0x0F);
     for (Index u = u0; u < u1; ++u) {
         const std::size_t off = static_cast<std::size_t>(u) * 144;
         o.begin_unit(u);
-        decode_k_header<Out>(R, off, u, o);
+        decode_k_header<Out, Interleaved>(R, off, u, o);
         // qs chunk h (16 bytes) lies in run r = h / 2: low nibbles are values 64r + 16(h%2) + 4j..,
         // high nibbles the same + 32.
 #pragma GCC unroll 8
         for (int h = 0; h < 8; ++h) {
             I t[4];
-            Isa::load_t(R.base, R.stride, off + 16 + 16 * h, t);
+            if constexpr (Interleaved) load_interleaved(R, u, 4 + 4 * h, t);
+            else Isa::load_t(R.base, R.stride, off + 16 + 16 * h, t);
             const int s = 16 * (h / 2) + 4 * (h % 2);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; ++j) {
@@ -1652,7 +1668,7 @@ template <DType T, int MR>
                 else decode_q4_0<Sink<T, MR>&>(R, u0, u1, sink);
             }
             else if constexpr ((T == DType::q4_k || T == DType::q5_k) && MR == 1) {
-                if (x.q_lanes != nullptr) row_dots_q45_k<T>(R, u0, x, sink.acc[0]);
+                if (x.q_lanes != nullptr && !interleaved) row_dots_q45_k<T>(R, u0, x, sink.acc[0]);
                 else if constexpr (T == DType::q4_k) decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
                 else decode_q5_k<Sink<T, MR>&>(R, u0, u1, sink);
             }
@@ -1679,7 +1695,7 @@ void gemv_fused(const QuantPart& part, const Act& x, Index K, Index p0, Index p1
     switch (part.type) {
         case DType::q8_0: gemv_fused_panels<DType::q8_0, MR>(part, x, K, p0, p1, false); break;
         case DType::q4_0: gemv_fused_panels<DType::q4_0, MR>(part, x, K, p0, p1, interleaved); break;
-        case DType::q4_k: gemv_fused_panels<DType::q4_k, MR>(part, x, K, p0, p1, false); break;
+        case DType::q4_k: gemv_fused_panels<DType::q4_k, MR>(part, x, K, p0, p1, interleaved); break;
         case DType::q5_k: gemv_fused_panels<DType::q5_k, MR>(part, x, K, p0, p1, false); break;
         default: gemv_fused_panels<DType::q6_k, MR>(part, x, K, p0, p1, false); break;
     }
@@ -1766,14 +1782,14 @@ template <std::size_t P>
 void run(const char* op, Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& given, bool gemv) {
     if (M < 0 || K < 0) fail(op, ": sizes must be non-negative, got M = ", M, ", K = ", K);
     for (const QuantPart& p : given) check_part(op, p, M, K);
-    // q4_0x16 runs as Q4_0 (the same blocks and arithmetic) with its rows read interleaved.
+    // q4_0x16 and q4_kx16 run as Q4_0 and Q4_K (the same blocks and arithmetic) with their rows
+    // read interleaved.
     std::array<QuantPart, P> parts = given;
     std::array<bool, P> interleaved{};
-    for (std::size_t i = 0; i < P; ++i)
-        if (parts[i].type == DType::q4_0x16) {
-            parts[i].type = DType::q4_0;
-            interleaved[i] = true;
-        }
+    for (std::size_t i = 0; i < P; ++i) {
+        interleaved[i] = quant::is_interleaved(parts[i].type);
+        parts[i].type = quant::plain_dtype(parts[i].type);
+    }
     if (M == 0) return;
     if (M > 1 && ldx < K) fail(op, ": x row stride ", ldx, " is smaller than K = ", K);
     bool need[2] = {false, false};

@@ -33,14 +33,15 @@ inline std::size_t stored_bytes(DType dtype, const Shape& shape, const std::stri
     return static_cast<std::size_t>(shape.numel() / per_block) * block_bytes(dtype);
 }
 
-// The device reads GGUF's own row layout: a q4_0x16 weight (the CPU's interleaved Q4_0) as
-// the Q4_0 rows it came from, rebuilt in `host`; any other weight as it is.
-inline Weight device_layout(const Weight& w, std::vector<quant::BlockQ4_0>& host) {
-    if (w.dtype != DType::q4_0x16) return w;
-    const Index rows = w.shape[0], cols = w.shape[1], units = cols / quant::qk8_0;
-    host.resize(static_cast<std::size_t>(rows * units));
-    for (Index r = 0; r < rows; ++r) quant::deinterleave_q4_0_row(w.data, cols, r, host.data() + r * units);
-    return Weight(DType::q4_0, host.data(), w.shape, w.name);
+// The device reads GGUF's own row layouts: an interleaved weight (q4_0x16, q4_kx16: the CPU's
+// decoding layouts) as the rows it came from, rebuilt in `host`; any other weight as it is.
+inline Weight device_layout(const Weight& w, std::vector<std::byte>& host) {
+    if (!quant::is_interleaved(w.dtype)) return w;
+    const Index rows = w.shape[0], cols = w.shape[1];
+    const std::size_t row_bytes = w.row_bytes();
+    host.resize(static_cast<std::size_t>(rows) * row_bytes);
+    for (Index r = 0; r < rows; ++r) quant::deinterleave_row(w.dtype, w.data, cols, r, host.data() + static_cast<std::size_t>(r) * row_bytes);
+    return Weight(quant::plain_dtype(w.dtype), host.data(), w.shape, w.name);
 }
 
 class DeviceWeight {
@@ -49,7 +50,7 @@ public:
 
     // Copies a host weight (for example one in a memory-mapped file) to the device as it is stored.
     static DeviceWeight upload(const Weight& stored) {
-        std::vector<quant::BlockQ4_0> host;
+        std::vector<std::byte> host;
         const Weight w = device_layout(stored, host);
         DeviceWeight d;
         d.dtype_ = w.dtype;
@@ -66,7 +67,7 @@ public:
     // weight, so that one kernel computes all their outputs (q/k/v, gate/up).
     static DeviceWeight upload_stacked(std::span<const Weight> stored, std::string name) {
         if (stored.empty()) fail("upload_stacked: no weights for '", name, "'");
-        std::vector<std::vector<quant::BlockQ4_0>> hosts(stored.size());
+        std::vector<std::vector<std::byte>> hosts(stored.size());
         std::vector<Weight> parts;
         for (std::size_t i = 0; i < stored.size(); ++i) parts.push_back(device_layout(stored[i], hosts[i]));
         const Weight& first = parts[0];

@@ -512,7 +512,7 @@ inline GgmlType to_ggml(DType t) {
         case DType::q4_k: return GgmlType::q4_k;
         case DType::q5_k: return GgmlType::q5_k;
         case DType::q6_k: return GgmlType::q6_k;
-        case DType::q4_0x16: break;  // weft's in-memory layout of Q4_0 (quant/interleave.hpp)
+        case DType::q4_0x16: case DType::q4_kx16: break;  // weft's in-memory layouts (quant/interleave.hpp)
     }
     fail("gguf: dtype ", t, " has no ggml type");
 }

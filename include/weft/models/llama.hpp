@@ -323,17 +323,17 @@ private:
                 c.eos_ids.push_back(*id);
 
         std::uint64_t bytes = 0;
-        // A copied file (FileLoad::copy) is ours to rewrite: its Q4_0 matrices become q4_0x16,
-        // the layout decoding reads fastest (quant/interleave.hpp), in place. Mapped files are
-        // read as stored.
+        // A copied file (FileLoad::copy) is ours to rewrite: its Q4_0 and Q4_K matrices become
+        // q4_0x16 and q4_kx16, the layouts decoding reads fastest (quant/interleave.hpp), in
+        // place. Mapped files are read as stored.
         auto weight = [&](const std::string& name, const Shape& shape) {
             if (!f.has_tensor(name)) bad("no tensor '", name, "'");
             Weight w = f.weight(name);
             if (!(w.shape == shape)) bad("tensor '", name, "' has shape ", w.shape, ", expected ", shape);
             bytes += nn::stored_bytes(w);
             if (f.copied() && quant::can_interleave(w.dtype, w.shape)) {  // each tensor is fetched once
-                f.edit_tensor(name, [&](std::span<std::byte> b) { quant::interleave_q4_0(b.data(), shape[0], shape[1]); });
-                w.dtype = DType::q4_0x16;
+                f.edit_tensor(name, [&](std::span<std::byte> b) { quant::interleave(w.dtype, b.data(), shape[0], shape[1]); });
+                w.dtype = quant::interleaved_dtype(w.dtype);
             }
             return w;
         };

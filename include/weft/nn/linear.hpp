@@ -209,8 +209,8 @@ public:
                 // GGUF files often store the table quantized (Q4_K, Q6_K …): dequantize the one row.
                 if (!out.is_contiguous()) fail("Embedding: a quantized table needs a contiguous output");
                 float* y = out.data() + static_cast<Index>(t) * dim();
-                if (table_.dtype == DType::q4_0x16) {  // a tied lm_head's table, interleaved for decoding
-                    quant::dequantize_q4_0x16_row(table_.data, dim(), tokens[t], y);
+                if (quant::is_interleaved(table_.dtype)) {  // a tied lm_head's table, interleaved for decoding
+                    quant::dequantize_interleaved_row(table_.dtype, table_.data, dim(), tokens[t], y);
                 } else {
                     const std::size_t row = table_.row_bytes();
                     quant::dequantize_row(table_.dtype, table_.data + static_cast<std::size_t>(tokens[t]) * row, y, dim());

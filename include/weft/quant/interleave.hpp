@@ -1,19 +1,19 @@
-// weft/quant/interleave.hpp — Q4_0 matrices with 16 rows interleaved (DType::q4_0x16): an
-// in-memory layout that decoding reads faster than GGUF's, in the same bytes.
+// weft/quant/interleave.hpp — Q4_0 and Q4_K matrices with 16 rows interleaved (DType::q4_0x16,
+// DType::q4_kx16): in-memory layouts that decoding reads faster than GGUF's, in the same bytes.
 //
 // Why: decoding computes W·x for one x, 16 rows at a time, one vector lane per row. From GGUF's
-// layout (each row's 18-byte blocks one after another) the kernel must first bring the 16 rows'
-// codes into lanes, with shuffles: on Zen 4 that caps one core at about 30 GB/s of Q4_0 weights,
-// under what two cores can read. Interleaved, the codes are already in lanes (one 64-byte load =
-// 4 bytes of each of 16 rows), and a core runs the same arithmetic at about 50 GB/s.
+// layout (each row's blocks one after another) the kernel must first bring the 16 rows' bytes into
+// lanes, with shuffles: on Zen 4 that caps one core at about 30 GB/s of Q4_0 weights, under what
+// two cores can read. Interleaved, the bytes are already in lanes (one 64-byte load = 4 bytes of
+// each of 16 rows), and a core runs the same arithmetic on them at about 44 GB/s.
 //
 // Layout: rows [16g, 16g + 16) of a [rows, cols] matrix keep their place, bytes
-// [16g · row_bytes, (16g + 16) · row_bytes); inside, block u of the 16 rows is 288 bytes at
-// 288u:
-//   bytes 0 .. 31:           the 16 rows' f16 scales d (row r at 2r)
-//   bytes 32 + 64j + 4r ...: code bytes 4j .. 4j+3 of row r's block (j < 4), i.e. the low
-//                            nibbles of values 4j .. 4j+3 and the high ones of 16 + 4j ..
-// The rows' count must be a multiple of 16. Values are exactly Q4_0's: d · (code − 8).
+// [16g · row_bytes, (16g + 16) · row_bytes); inside, block u of the 16 rows takes 16 blocks'
+// bytes at 16u · block_bytes:
+//   q4_0x16 (18-byte blocks, not whole dwords): bytes 0 .. 31 the rows' f16 scales d (row r at
+//     2r), then 32 + 64j + 4r: code bytes 4j .. 4j+3 of row r's block (j < 4);
+//   q4_kx16 (144-byte blocks, 36 dwords): 64i + 4r: dword i of row r's block.
+// The rows' count must be a multiple of 16. Values are exactly those of the GGUF blocks.
 #pragma once
 
 #include <cstddef>
@@ -31,62 +31,79 @@
 namespace weft::quant {
 
 inline constexpr Index interleaved_rows = 16;
-inline constexpr std::size_t q4_0x16_block_bytes = interleaved_rows * sizeof(BlockQ4_0);  // 288
 
-// Whether a [rows, cols] weight of dtype t can be laid out as q4_0x16.
+// The interleaved form of a GGUF type (q4_0 -> q4_0x16, q4_k -> q4_kx16), or t itself if none.
+inline DType interleaved_dtype(DType t) { return t == DType::q4_0 ? DType::q4_0x16 : t == DType::q4_k ? DType::q4_kx16 : t; }
+inline bool is_interleaved(DType t) { return t == DType::q4_0x16 || t == DType::q4_kx16; }
+// The GGUF type an interleaved one holds.
+inline DType plain_dtype(DType t) { return t == DType::q4_0x16 ? DType::q4_0 : t == DType::q4_kx16 ? DType::q4_k : t; }
+
+// Whether a [rows, cols] weight of dtype t can be interleaved.
 inline bool can_interleave(DType t, const Shape& shape) {
-    return t == DType::q4_0 && shape.rank() == 2 && shape[0] > 0 && shape[0] % interleaved_rows == 0 &&
-           shape[1] > 0 && shape[1] % qk8_0 == 0;
+    return interleaved_dtype(t) != t && shape.rank() == 2 && shape[0] > 0 && shape[0] % interleaved_rows == 0 && shape[1] > 0 &&
+           shape[1] % static_cast<Index>(block_size(t)) == 0;
 }
 
 namespace detail {
-inline void check_interleaved(const char* op, Index rows, Index cols) {
-    if (rows <= 0 || rows % interleaved_rows != 0 || cols <= 0 || cols % qk8_0 != 0)
-        fail(op, ": a [", rows, ", ", cols, "] Q4_0 matrix cannot be interleaved (rows must be a multiple of 16, columns of 32)");
+
+// Byte b (< block_bytes) of row r's block, within the 16 rows' interleaved block.
+inline std::size_t interleaved_offset(DType plain, int r, std::size_t b) {
+    if (plain == DType::q4_0) return b < 2 ? 2 * r + b : 32 + 64 * ((b - 2) / 4) + 4 * r + (b - 2) % 4;
+    return 64 * (b / 4) + 4 * r + b % 4;
 }
+
 }  // namespace detail
 
-// Rewrites a [rows, cols] Q4_0 matrix at `data` as q4_0x16, in place (groups of 16 rows in parallel).
-inline void interleave_q4_0(std::byte* data, Index rows, Index cols) {
-    detail::check_interleaved("interleave_q4_0", rows, cols);
-    const Index units = cols / qk8_0;
-    const std::size_t group_bytes = static_cast<std::size_t>(units) * q4_0x16_block_bytes;
+// Rewrites a [rows, cols] matrix of GGUF type t (q4_0 or q4_k) at `data` as interleaved_dtype(t),
+// in place (groups of 16 rows in parallel).
+inline void interleave(DType t, std::byte* data, Index rows, Index cols) {
+    if (!can_interleave(t, Shape{rows, cols}))
+        fail("interleave: a [", rows, ", ", cols, "] ", t, " matrix cannot be interleaved (q4_0 or q4_k, rows a multiple of 16, whole blocks)");
+    const std::size_t bb = block_bytes(t), units = static_cast<std::size_t>(cols) / block_size(t);
+    const std::size_t group_bytes = units * bb * interleaved_rows;
     parallel_for(rows / interleaved_rows, 1, [&](Index g0, Index g1) {
         std::vector<std::uint8_t> rows_copy(group_bytes);
         for (Index g = g0; g < g1; ++g) {
             auto* out = reinterpret_cast<std::uint8_t*>(data) + static_cast<std::size_t>(g) * group_bytes;
             std::memcpy(rows_copy.data(), out, group_bytes);
-            for (Index u = 0; u < units; ++u) {
-                std::uint8_t* o = out + static_cast<std::size_t>(u) * q4_0x16_block_bytes;
-                for (Index r = 0; r < interleaved_rows; ++r) {
-                    const std::uint8_t* b = rows_copy.data() + static_cast<std::size_t>(r * units + u) * sizeof(BlockQ4_0);
-                    std::memcpy(o + 2 * r, b, 2);
-                    for (int j = 0; j < 4; ++j) std::memcpy(o + 32 + 64 * j + 4 * r, b + 2 + 4 * j, 4);
+            for (std::size_t u = 0; u < units; ++u)
+                for (int r = 0; r < interleaved_rows; ++r) {
+                    const std::uint8_t* b = rows_copy.data() + (static_cast<std::size_t>(r) * units + u) * bb;
+                    std::uint8_t* o = out + u * bb * interleaved_rows;
+                    for (std::size_t i = 0; i < bb; i += 2) std::memcpy(o + detail::interleaved_offset(t, r, i), b + i, 2);
                 }
-            }
         }
     });
 }
 
-// Block u of row `row` of a q4_0x16 matrix with `cols` columns, as the Q4_0 block it was.
-inline BlockQ4_0 q4_0x16_block(const void* data, Index cols, Index row, Index u) {
-    const Index units = cols / qk8_0, g = row / interleaved_rows, r = row % interleaved_rows;
-    const auto* o = static_cast<const std::uint8_t*>(data) + static_cast<std::size_t>(g * units + u) * q4_0x16_block_bytes;
-    BlockQ4_0 b;
-    std::memcpy(&b.d, o + 2 * r, 2);
-    for (int j = 0; j < 4; ++j) std::memcpy(b.qs + 4 * j, o + 32 + 64 * j + 4 * r, 4);
-    return b;
+// Block u of row `row` of an interleaved matrix (dtype t) with `cols` columns, as the GGUF block
+// it was (block_bytes(t) bytes into `out`).
+inline void interleaved_block(DType t, const void* data, Index cols, Index row, Index u, void* out) {
+    const DType plain = plain_dtype(t);
+    const std::size_t bb = block_bytes(plain), units = static_cast<std::size_t>(cols) / block_size(plain);
+    const auto g = static_cast<std::size_t>(row / interleaved_rows);
+    const int r = static_cast<int>(row % interleaved_rows);
+    const auto* o = static_cast<const std::uint8_t*>(data) + (g * units + static_cast<std::size_t>(u)) * bb * interleaved_rows;
+    for (std::size_t i = 0; i < bb; i += 2) std::memcpy(static_cast<std::uint8_t*>(out) + i, o + detail::interleaved_offset(plain, r, i), 2);
 }
 
-// The inverse of interleave_q4_0: row `row` of a q4_0x16 matrix back as GGUF Q4_0 blocks (`out`:
-// cols / 32 blocks).
-inline void deinterleave_q4_0_row(const void* data, Index cols, Index row, BlockQ4_0* out) {
-    for (Index u = 0; u < cols / qk8_0; ++u) out[u] = q4_0x16_block(data, cols, row, u);
+// The inverse of interleave: row `row` back as GGUF blocks (cols / block_size values into `out`).
+inline void deinterleave_row(DType t, const void* data, Index cols, Index row, void* out) {
+    const DType plain = plain_dtype(t);
+    const Index units = cols / static_cast<Index>(block_size(plain));
+    for (Index u = 0; u < units; ++u)
+        interleaved_block(t, data, cols, row, u, static_cast<std::uint8_t*>(out) + static_cast<std::size_t>(u) * block_bytes(plain));
 }
 
-// Row `row` of a q4_0x16 matrix with `cols` columns, dequantized into y (cols values).
-inline void dequantize_q4_0x16_row(const void* data, Index cols, Index row, float* y) {
-    for (Index u = 0; u < cols / qk8_0; ++u) dequantize(q4_0x16_block(data, cols, row, u), y + u * qk8_0);
+// Row `row` of an interleaved matrix with `cols` columns, dequantized into y (cols values).
+inline void dequantize_interleaved_row(DType t, const void* data, Index cols, Index row, float* y) {
+    const DType plain = plain_dtype(t);
+    const Index values = static_cast<Index>(block_size(plain));
+    alignas(8) std::uint8_t block[256];
+    for (Index u = 0; u < cols / values; ++u) {
+        interleaved_block(t, data, cols, row, u, block);
+        dequantize_row(plain, block, y + u * values, values);
+    }
 }
 
 }  // namespace weft::quant
