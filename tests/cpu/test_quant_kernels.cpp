@@ -254,10 +254,10 @@ TEST_CASE("a grouped quantized matmul over mixed types gives each part's own bit
     }
 }
 
-TEST_CASE("q4_0x16 and q4_kx16 (16 rows interleaved) give Q4_0's and Q4_K's bits on every path and thread count") {
+TEST_CASE("the x16 dtypes (16 rows interleaved) give their GGUF type's bits on every path and thread count") {
     std::mt19937 rng(31);
     const int before = weft::num_threads();
-    for (DType type : {DType::q4_0, DType::q4_k}) {
+    for (DType type : kTypes) {
         const DType il = weft::quant::interleaved_dtype(type);
         const std::vector<Index> Ks = is_k_quant(type) ? std::vector<Index>{256, 768, 2048} : std::vector<Index>{32, 96, 224, 2048};
         for (Index N : {16, 48, 272})

@@ -99,23 +99,27 @@ TEST_CASE("quantized Llama logits are bit-identical for 1 and 2 threads and deco
     }
 }
 
-TEST_CASE("a copied Q4_0 GGUF (FileLoad::copy) runs interleaved (q4_0x16) with the mapped file's bits") {
+TEST_CASE("a copied Q8_0 or Q4_0 GGUF (FileLoad::copy) runs interleaved (x16) with the mapped file's bits") {
     TempDir dir("quantized_llama_copy");
     const auto ids = prompt_ids();
-    const std::string path = quantized_model(dir, "q4_0");
-    weft::Llama mapped = weft::Llama::from_gguf(path, 64);
-    const weft::FileLoad before = weft::file_load();
-    weft::set_file_load(weft::FileLoad::copy);
-    weft::Llama copied = weft::Llama::from_gguf(path, 64);
-    weft::set_file_load(before);
-    CHECK(mapped.layers()[0].attention.wq().weight().dtype == weft::DType::q4_0);
-    for (const auto& layer : copied.layers()) CHECK(layer.attention.wq().weight().dtype == weft::DType::q4_0x16);
-    const Tensor<float> want(mapped.forward(ids));
-    CHECK(bits_of(Tensor<float>(copied.forward(ids))) == bits_of(want));
-    copied.reset();
-    mapped.reset();
-    for (std::size_t t = 0; t < ids.size(); ++t)  // the decoding GEMV
-        CHECK(bits_of(Tensor<float>(copied.decode(ids[t]))) == bits_of(Tensor<float>(mapped.decode(ids[t]))));
+    for (const std::string type : {"q8_0", "q4_0"}) {
+        CAPTURE(type);
+        const std::string path = quantized_model(dir, type);
+        weft::Llama mapped = weft::Llama::from_gguf(path, 64);
+        const weft::FileLoad before = weft::file_load();
+        weft::set_file_load(weft::FileLoad::copy);
+        weft::Llama copied = weft::Llama::from_gguf(path, 64);
+        weft::set_file_load(before);
+        const weft::DType stored = mapped.layers()[0].attention.wq().weight().dtype;
+        CHECK(weft::dtype_name(stored) == type);
+        for (const auto& layer : copied.layers()) CHECK(layer.attention.wq().weight().dtype == weft::quant::interleaved_dtype(stored));
+        const Tensor<float> want(mapped.forward(ids));
+        CHECK(bits_of(Tensor<float>(copied.forward(ids))) == bits_of(want));
+        copied.reset();
+        mapped.reset();
+        for (std::size_t t = 0; t < ids.size(); ++t)  // the decoding GEMV
+            CHECK(bits_of(Tensor<float>(copied.decode(ids[t]))) == bits_of(Tensor<float>(mapped.decode(ids[t]))));
+    }
 }
 
 }  // namespace test_llama_quantized

@@ -1,6 +1,6 @@
-// q4_0x16 and q4_kx16 (quant/interleave.hpp): interleaving keeps every block's bytes (checked by
-// taking them back out), rows dequantize to the GGUF type's values, and Linear and Embedding give
-// its bits. The kernels' own checks are in tests/cpu/test_quant_kernels.cpp.
+// The x16 dtypes (quant/interleave.hpp): interleaving keeps every block's bytes (checked by taking
+// them back out), rows dequantize to the GGUF type's values, and Linear and Embedding give its
+// bits. The kernels' own checks are in tests/cpu/test_quant_kernels.cpp.
 #include <doctest/doctest.h>
 
 #include <bit>
@@ -22,10 +22,12 @@ namespace quant = weft::quant;
 
 namespace {
 
+constexpr DType kTypes[] = {DType::q8_0, DType::q4_0, DType::q4_k, DType::q5_k, DType::q6_k};
+
 std::uint16_t f16(float v) { return weft::float_to_f16_bits(v); }
 
-// rows × cols values as blocks of t (q4_0 or q4_k): random codes and scale bytes, f16 scales of
-// either sign (Q4_K: positive d and dmin).
+// rows × cols values as blocks of t: random codes and scale bytes, f16 scales of either sign
+// (Q4_K, Q5_K: positive d and dmin).
 std::vector<std::uint8_t> random_blocks(DType t, Index rows, Index cols, std::mt19937& rng) {
     const std::size_t bb = weft::block_bytes(t), blocks = static_cast<std::size_t>(rows * cols) / weft::block_size(t);
     std::vector<std::uint8_t> w(blocks * bb);
@@ -33,9 +35,10 @@ std::vector<std::uint8_t> random_blocks(DType t, Index rows, Index cols, std::mt
     std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
     for (auto& b : w) b = static_cast<std::uint8_t>(byte(rng));
     for (std::size_t i = 0; i < blocks; ++i) {
-        const std::uint16_t d = f16(t == DType::q4_0 ? scale(rng) : std::abs(scale(rng)) / 8), dmin = f16(std::abs(scale(rng)) / 8);
-        std::memcpy(w.data() + i * bb, &d, 2);
-        if (t == DType::q4_k) std::memcpy(w.data() + i * bb + 2, &dmin, 2);
+        const bool k_min = t == DType::q4_k || t == DType::q5_k;
+        const std::uint16_t d = f16(k_min ? std::abs(scale(rng)) / 8 : scale(rng) / 8), dmin = f16(std::abs(scale(rng)) / 8);
+        std::memcpy(w.data() + i * bb + (t == DType::q6_k ? 208 : 0), &d, 2);
+        if (k_min) std::memcpy(w.data() + i * bb + 2, &dmin, 2);
     }
     return w;
 }
@@ -50,7 +53,7 @@ std::vector<std::uint32_t> bits(const std::vector<float>& v) {
 
 TEST_CASE("interleave keeps every block: each row comes back byte for byte and dequantizes alike") {
     std::mt19937 rng(5);
-    for (DType t : {DType::q4_0, DType::q4_k})
+    for (DType t : kTypes)
         for (Index rows : {16, 48})
             for (Index cols : {256, 768, 2048}) {
                 const auto w = random_blocks(t, rows, cols, rng);
@@ -76,12 +79,13 @@ TEST_CASE("interleave keeps every block: each row comes back byte for byte and d
                 const std::size_t bb = weft::block_bytes(t);
                 const std::uint8_t* o = wi.data() + 16 * bb;
                 const std::uint8_t* b = w.data() + 5 * row_bytes + bb;
-                if (cols == 256 && t == DType::q4_k) continue;  // one block per row
-                if (t == DType::q4_0) {  // scale at 2 · 5; code bytes 4 .. 7 (block bytes 6 .. 9) in vector 1
+                if (cols == 256 && weft::block_size(t) == 256) continue;  // one block per row
+                if (t == DType::q4_0 || t == DType::q8_0) {  // d at 2 · 5; code bytes 4 .. 7 (block bytes 6 .. 9) in vector 1
                     CHECK(std::memcmp(o + 10, b, 2) == 0);
                     CHECK(std::memcmp(o + 32 + 64 + 20, b + 6, 4) == 0);
                 } else {  // dword 7 (bytes 28 .. 31) at 64 · 7 + 4 · 5
                     CHECK(std::memcmp(o + 64 * 7 + 20, b + 28, 4) == 0);
+                    if (t == DType::q6_k) CHECK(std::memcmp(o + 52 * 64 + 10, b + 208, 2) == 0);  // d after the dwords
                 }
             }
 }
@@ -93,10 +97,11 @@ TEST_CASE("which weights can be interleaved, and shapes that cannot") {
     CHECK_FALSE(quant::can_interleave(DType::q4_0, Shape{32, 48}));
     CHECK_FALSE(quant::can_interleave(DType::q4_k, Shape{32, 128}));
     CHECK_FALSE(quant::can_interleave(DType::q4_0, Shape{32 * 64}));
-    CHECK_FALSE(quant::can_interleave(DType::q8_0, Shape{32, 64}));
-    CHECK_FALSE(quant::can_interleave(DType::q6_k, Shape{32, 256}));
+    CHECK(quant::can_interleave(DType::q6_k, Shape{32, 256}));
+    CHECK_FALSE(quant::can_interleave(DType::f16, Shape{32, 64}));
+    CHECK_FALSE(quant::can_interleave(DType::q4_0x16, Shape{32, 64}));
     CHECK(quant::plain_dtype(DType::q4_kx16) == DType::q4_k);
-    CHECK(quant::interleaved_dtype(DType::q8_0) == DType::q8_0);
+    CHECK(quant::interleaved_dtype(DType::bf16) == DType::bf16);
     std::vector<std::uint8_t> w(34 * 18);
     CHECK_THROWS_WITH_AS(quant::interleave(DType::q4_0, reinterpret_cast<std::byte*>(w.data()), 17, 64),
                          doctest::Contains("[17, 64] q4_0 matrix cannot be interleaved"), weft::Error);
@@ -108,7 +113,7 @@ TEST_CASE("Linear and Embedding on interleaved weights give the GGUF type's bits
     std::mt19937 rng(9);
     const Index rows = 48, cols = 512;
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    for (DType t : {DType::q4_0, DType::q4_k}) {
+    for (DType t : kTypes) {
         const auto w = random_blocks(t, rows, cols, rng);
         auto wi = w;
         quant::interleave(t, reinterpret_cast<std::byte*>(wi.data()), rows, cols);

@@ -129,9 +129,9 @@ inline std::ostream& operator<<(std::ostream& out, bf16 h) { return out << float
 
 // Element types, then GGUF's block-quantized weight types (a block of block_size(t) values is
 // stored in block_bytes(t) bytes; layouts in weft/quant/blocks.hpp). Tensors hold element types
-// only; Weights may hold either. q4_0x16 and q4_kx16 are not file types: Q4_0 and Q4_K blocks of
-// 16 rows interleaved in memory for decoding (weft/quant/interleave.hpp), the same bytes per block.
-enum class DType : std::uint8_t { f32, f16, bf16, i32, i8, f64, q8_0, q4_0, q4_k, q5_k, q6_k, q4_0x16, q4_kx16 };
+// only; Weights may hold either. The x16 types are not file types: the GGUF type's blocks of 16
+// rows interleaved in memory for decoding (weft/quant/interleave.hpp), the same bytes per block.
+enum class DType : std::uint8_t { f32, f16, bf16, i32, i8, f64, q8_0, q4_0, q4_k, q5_k, q6_k, q8_0x16, q4_0x16, q4_kx16, q5_kx16, q6_kx16 };
 
 inline const char* dtype_name(DType t) {
     switch (t) {
@@ -146,8 +146,11 @@ inline const char* dtype_name(DType t) {
         case DType::q4_k: return "q4_k";
         case DType::q5_k: return "q5_k";
         case DType::q6_k: return "q6_k";
+        case DType::q8_0x16: return "q8_0x16";
         case DType::q4_0x16: return "q4_0x16";
         case DType::q4_kx16: return "q4_kx16";
+        case DType::q5_kx16: return "q5_kx16";
+        case DType::q6_kx16: return "q6_kx16";
     }
     return "?";
 }
@@ -157,8 +160,8 @@ inline bool is_quantized(DType t) { return t >= DType::q8_0; }
 // Values per block: 1 for element types, 32 or 256 for the quantized ones.
 inline std::size_t block_size(DType t) {
     switch (t) {
-        case DType::q8_0: case DType::q4_0: case DType::q4_0x16: return 32;
-        case DType::q4_k: case DType::q5_k: case DType::q6_k: case DType::q4_kx16: return 256;
+        case DType::q8_0: case DType::q4_0: case DType::q8_0x16: case DType::q4_0x16: return 32;
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: case DType::q4_kx16: case DType::q5_kx16: case DType::q6_kx16: return 256;
         default: return 1;
     }
 }
@@ -176,11 +179,11 @@ inline std::size_t dtype_size(DType t) {
 // Bytes per block: the element size for element types.
 inline std::size_t block_bytes(DType t) {
     switch (t) {
-        case DType::q8_0: return 34;
+        case DType::q8_0: case DType::q8_0x16: return 34;
         case DType::q4_0: case DType::q4_0x16: return 18;
         case DType::q4_k: case DType::q4_kx16: return 144;
-        case DType::q5_k: return 176;
-        case DType::q6_k: return 210;
+        case DType::q5_k: case DType::q5_kx16: return 176;
+        case DType::q6_k: case DType::q6_kx16: return 210;
         default: return dtype_size(t);
     }
 }

@@ -157,12 +157,12 @@ struct Format {
 };
 inline Format format_of(DType t) {
     switch (t) {
-        case DType::q8_0: return {32, 34, 32, false, false};
+        case DType::q8_0: case DType::q8_0x16: return {32, 34, 32, false, false};
         case DType::q4_0: case DType::q4_0x16: return {32, 18, 32, false, false};
         case DType::q4_k: case DType::q4_kx16: return {256, 144, 32, true, true};
-        case DType::q5_k: return {256, 176, 32, true, true};
-        case DType::q6_k: return {256, 210, 16, true, false};
-        default: fail("quantized matmul: ", t, " is not one of q8_0, q4_0, q4_k, q5_k, q6_k (or q4_0x16, q4_kx16)");
+        case DType::q5_k: case DType::q5_kx16: return {256, 176, 32, true, true};
+        case DType::q6_k: case DType::q6_kx16: return {256, 210, 16, true, false};
+        default: fail("quantized matmul: ", t, " is not one of q8_0, q4_0, q4_k, q5_k, q6_k (or their x16 forms)");
     }
 }
 
@@ -573,7 +573,7 @@ struct PanelOut {
 
 // The G rows of a group, equally spaced: row r at base + r · stride. A group that runs past the
 // matrix's last row is first copied into `spare` with zero rows after it (those lanes are
-// computed and dropped). Interleaved (q4_0x16, q4_kx16; whole groups only): the rows are lanes
+// computed and dropped). Interleaved (the x16 dtypes; whole groups only): the rows are lanes
 // lane0 .. lane0 + G − 1 of the 16-row group at base − lane0 · stride (lane0 > 0 on AVX2, G = 8).
 struct Rows {
     const std::uint8_t* base;
@@ -690,6 +690,18 @@ void decode_q4_0(const Rows& R, Index u0, Index u1, Out o) {
 template <class Out>
 void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
     const I flip = Isa::set8(Isa::q8_unsigned ? 0x80 : 0);  // w + 128 as u8, or w as is
+    if (R.interleaved) {  // q8_0x16: the 16 rows' scales, then their code dwords (quant/interleave.hpp)
+        const std::uint8_t* group = R.base - R.lane0 * R.stride;
+        for (Index u = u0; u < u1; ++u) {
+            const std::uint8_t* b = group + static_cast<std::size_t>(u) * 16 * 34;
+            o.begin_unit(u);
+            o.sub_scale(u, 0, Isa::load_f16(b + 2 * R.lane0));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; ++j) o.step(u, j, Isa::xor_(Isa::loadi(b + 32 + 64 * j + 4 * R.lane0), flip));
+            o.end_unit(u);
+        }
+        return;
+    }
     Index u = u0;
     for (; u + 2 <= u1; u += 2) {
         const std::size_t off = static_cast<std::size_t>(u) * 34;
@@ -723,20 +735,27 @@ void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
     }
 }
 
-// Dwords i .. i+3 of block u of a q4_kx16 group (quant/interleave.hpp: dword i of the 16 rows'
-// blocks is one vector), as Isa::load_t gives them from GGUF's rows: no transpose.
-inline void load_interleaved(const Rows& R, Index u, int i, I t[4]) {
-    const std::uint8_t* b = R.base - R.lane0 * R.stride + static_cast<std::size_t>(u) * 16 * 144 + 4 * R.lane0;
+// Dwords at byte `off` of the rows (in unit u of `unit_bytes`), 4 of them, transposed: lane r of
+// t[k] = dword k of row r. GGUF rows: Isa::load_t. Interleaved K-quants (quant/interleave.hpp:
+// dword i of the 16 rows' blocks is one vector): 4 loads, no transpose.
+template <bool Interleaved>
+void load4(const Rows& R, std::size_t off, Index u, int unit_bytes, I t[4]) {
+    if constexpr (Interleaved) {
+        const std::size_t unit = static_cast<std::size_t>(u) * static_cast<std::size_t>(unit_bytes);
+        const std::uint8_t* b = R.base - R.lane0 * R.stride + unit * 16 + 16 * (off - unit) + 4 * R.lane0;
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) t[k] = Isa::loadi(b + 64 * (i + k));
+        for (int k = 0; k < 4; ++k) t[k] = Isa::loadi(b + 64 * k);
+    } else {
+        (void)u, (void)unit_bytes;
+        Isa::load_t(R.base, R.stride, off, t);
+    }
 }
 
 // Q4_K / Q5_K header (d, dmin, 12 bytes of 6-bit scales and mins) of unit u at `off`.
 template <class Out, bool Interleaved = false>
-void decode_k_header(const Rows& R, std::size_t off, Index u, Out o) {
+void decode_k_header(const Rows& R, std::size_t off, Index u, int unit_bytes, Out o) {
     I h[4];  // h[0] = d | dmin << 16; h[1..3] = scale bytes 0-3, 4-7, 8-11
-    if constexpr (Interleaved) load_interleaved(R, u, 0, h);
-    else Isa::load_t(R.base, R.stride, off, h);
+    load4<Interleaved>(R, off, u, unit_bytes, h);
     const F d = Isa::f16_lo(h[0]), dmin = Isa::f16_lo(Isa::srli32<16>(h[0]));
     const I m6 = Isa::set8(0x3F), m4 = Isa::set8(0x0F), top2 = Isa::set8(0x30);
     // bytes: scales 0-3, mins 0-3, scales 4-7, mins 4-7 (see quant::k_scale_min)
@@ -767,14 +786,13 @@ void decode_q4_k(const Rows& R, Index u0, Index u1, Out o) {
     for (Index u = u0; u < u1; ++u) {
         const std::size_t off = static_cast<std::size_t>(u) * 144;
         o.begin_unit(u);
-        decode_k_header<Out, Interleaved>(R, off, u, o);
+        decode_k_header<Out, Interleaved>(R, off, u, 144, o);
         // qs chunk h (16 bytes) lies in run r = h / 2: low nibbles are values 64r + 16(h%2) + 4j..,
         // high nibbles the same + 32.
 #pragma GCC unroll 8
         for (int h = 0; h < 8; ++h) {
             I t[4];
-            if constexpr (Interleaved) load_interleaved(R, u, 4 + 4 * h, t);
-            else Isa::load_t(R.base, R.stride, off + 16 + 16 * h, t);
+            load4<Interleaved>(R, off + 16 + 16 * h, u, 144, t);
             const int s = 16 * (h / 2) + 4 * (h % 2);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; ++j) {
@@ -787,21 +805,26 @@ void decode_q4_k(const Rows& R, Index u0, Index u1, Out o) {
     }
 }
 
-template <class Out>
+template <class Out, bool Interleaved = false>
 void decode_q5_k(const Rows& R, Index u0, Index u1, Out o) {
+    if constexpr (!Interleaved)
+        if (R.interleaved) {
+            decode_q5_k<Out, true>(R, u0, u1, o);
+            return;
+        }
     const I m4 = Isa::set8(0x0F), bit4 = Isa::set8(0x10);
     for (Index u = u0; u < u1; ++u) {
         const std::size_t off = static_cast<std::size_t>(u) * 176;
         o.begin_unit(u);
-        decode_k_header<Out>(R, off, u, o);
+        decode_k_header<Out, Interleaved>(R, off, u, 176, o);
         // qh[l] bit j is the fifth bit of value l of sub-block j; chunk g of qh covers l = 16g...
         I qh[2][4];
-        Isa::load_t(R.base, R.stride, off + 16, qh[0]);
-        Isa::load_t(R.base, R.stride, off + 32, qh[1]);
+        load4<Interleaved>(R, off + 16, u, 176, qh[0]);
+        load4<Interleaved>(R, off + 32, u, 176, qh[1]);
 #pragma GCC unroll 8
         for (int h = 0; h < 8; ++h) {
             I t[4];
-            Isa::load_t(R.base, R.stride, off + 48 + 16 * h, t);
+            load4<Interleaved>(R, off + 48 + 16 * h, u, 176, t);
             const int g = h % 2, s = 16 * (h / 2) + 4 * g;
 #pragma GCC unroll 4
             for (int j = 0; j < 4; ++j) {
@@ -821,15 +844,24 @@ void decode_q5_k(const Rows& R, Index u0, Index u1, Out o) {
     }
 }
 
-template <class Out>
+template <class Out, bool Interleaved = false>
 void decode_q6_k(const Rows& R, Index u0, Index u1, Out o) {
+    if constexpr (!Interleaved)
+        if (R.interleaved) {
+            decode_q6_k<Out, true>(R, u0, u1, o);
+            return;
+        }
     const I m4 = Isa::set8(0x0F), top2 = Isa::set8(0x30);
     for (Index u = u0; u < u1; ++u) {
         const std::size_t off = static_cast<std::size_t>(u) * 210;
         o.begin_unit(u);
-        const F d = Isa::f16_lo(Isa::srli32<16>(Isa::gather(R.base + off + 206, R.offs)));
+        F d;
+        if constexpr (Interleaved)  // the 16 rows' d after their 52 dwords (quant/interleave.hpp)
+            d = Isa::load_f16(R.base - R.lane0 * R.stride + off * 16 + 52 * 64 + 2 * R.lane0);
+        else
+            d = Isa::f16_lo(Isa::srli32<16>(Isa::gather(R.base + off + 206, R.offs)));
         I sc[4];
-        Isa::load_t(R.base, R.stride, off + 192, sc);  // int8 scales 4t .. 4t+3
+        load4<Interleaved>(R, off + 192, u, 210, sc);  // int8 scales 4t .. 4t+3
 #pragma GCC unroll 4
         for (int t = 0; t < 4; ++t) {
             o.sub_scale(u, 4 * t + 0, Isa::mul(d, Isa::cvt(Isa::srai32<24>(Isa::slli32<24>(sc[t])))));
@@ -843,9 +875,9 @@ void decode_q6_k(const Rows& R, Index u0, Index u1, Out o) {
 #pragma GCC unroll 2
             for (int g = 0; g < 2; ++g) {
                 I a[4], b[4], hb[4];
-                Isa::load_t(R.base, R.stride, off + 64 * h + 16 * g, a);
-                Isa::load_t(R.base, R.stride, off + 64 * h + 32 + 16 * g, b);
-                Isa::load_t(R.base, R.stride, off + 128 + 32 * h + 16 * g, hb);
+                load4<Interleaved>(R, off + 64 * h + 16 * g, u, 210, a);
+                load4<Interleaved>(R, off + 64 * h + 32 + 16 * g, u, 210, b);
+                load4<Interleaved>(R, off + 128 + 32 * h + 16 * g, u, 210, hb);
                 const int s = 32 * h + 4 * g;
 #pragma GCC unroll 4
                 for (int j = 0; j < 4; ++j) {
@@ -1522,7 +1554,7 @@ void row_dots_q45_k(const Rows& R, Index u, const Act& x, F& acc) {
     for (int m = 0; m < 4; ++m) xl[m] = Isa::loadi(x.q_lanes + u * 256 + 64 * m);
     const std::size_t off = static_cast<std::size_t>(u) * unit_bytes;
     KHeader h;
-    decode_k_header<KHeader&>(R, off, u, h);
+    decode_k_header<KHeader&>(R, off, u, static_cast<int>(unit_bytes), h);
     const std::uint8_t* p0 = opaque(R.base + off);
     I even[4], odd[4];  // quad q: lane k = sub-block 2k (2k + 1) of rows 4q .. 4q+3
 #pragma GCC unroll 4
@@ -1672,7 +1704,10 @@ template <DType T, int MR>
                 else if constexpr (T == DType::q4_k) decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
                 else decode_q5_k<Sink<T, MR>&>(R, u0, u1, sink);
             }
-            else if constexpr (T == DType::q6_k && MR == 1) row_dots_q6_k(R, u0, x, sink.acc[0]);
+            else if constexpr (T == DType::q6_k && MR == 1) {
+                if (!interleaved) row_dots_q6_k(R, u0, x, sink.acc[0]);
+                else decode_q6_k<Sink<T, MR>&>(R, u0, u1, sink);
+            }
 #endif
             else if constexpr (T == DType::q4_0) decode_q4_0<Sink<T, MR>&>(R, u0, u1, sink);
             else if constexpr (T == DType::q4_k) decode_q4_k<Sink<T, MR>&>(R, u0, u1, sink);
@@ -1693,11 +1728,11 @@ inline constexpr Index kFusedMaxRows = 4;
 template <int MR>
 void gemv_fused(const QuantPart& part, const Act& x, Index K, Index p0, Index p1, bool interleaved) {
     switch (part.type) {
-        case DType::q8_0: gemv_fused_panels<DType::q8_0, MR>(part, x, K, p0, p1, false); break;
+        case DType::q8_0: gemv_fused_panels<DType::q8_0, MR>(part, x, K, p0, p1, interleaved); break;
         case DType::q4_0: gemv_fused_panels<DType::q4_0, MR>(part, x, K, p0, p1, interleaved); break;
         case DType::q4_k: gemv_fused_panels<DType::q4_k, MR>(part, x, K, p0, p1, interleaved); break;
-        case DType::q5_k: gemv_fused_panels<DType::q5_k, MR>(part, x, K, p0, p1, false); break;
-        default: gemv_fused_panels<DType::q6_k, MR>(part, x, K, p0, p1, false); break;
+        case DType::q5_k: gemv_fused_panels<DType::q5_k, MR>(part, x, K, p0, p1, interleaved); break;
+        default: gemv_fused_panels<DType::q6_k, MR>(part, x, K, p0, p1, interleaved); break;
     }
 }
 
@@ -1782,8 +1817,8 @@ template <std::size_t P>
 void run(const char* op, Index M, Index K, const float* x, Index ldx, const std::array<QuantPart, P>& given, bool gemv) {
     if (M < 0 || K < 0) fail(op, ": sizes must be non-negative, got M = ", M, ", K = ", K);
     for (const QuantPart& p : given) check_part(op, p, M, K);
-    // q4_0x16 and q4_kx16 run as Q4_0 and Q4_K (the same blocks and arithmetic) with their rows
-    // read interleaved.
+    // The x16 dtypes run as their GGUF types (the same blocks and arithmetic) with the rows read
+    // interleaved.
     std::array<QuantPart, P> parts = given;
     std::array<bool, P> interleaved{};
     for (std::size_t i = 0; i < P; ++i) {

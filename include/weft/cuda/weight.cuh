@@ -33,7 +33,7 @@ inline std::size_t stored_bytes(DType dtype, const Shape& shape, const std::stri
     return static_cast<std::size_t>(shape.numel() / per_block) * block_bytes(dtype);
 }
 
-// The device reads GGUF's own row layouts: an interleaved weight (q4_0x16, q4_kx16: the CPU's
+// The device reads GGUF's own row layouts: an interleaved weight (the x16 dtypes: the CPU's
 // decoding layouts) as the rows it came from, rebuilt in `host`; any other weight as it is.
 inline Weight device_layout(const Weight& w, std::vector<std::byte>& host) {
     if (!quant::is_interleaved(w.dtype)) return w;

@@ -512,7 +512,8 @@ inline GgmlType to_ggml(DType t) {
         case DType::q4_k: return GgmlType::q4_k;
         case DType::q5_k: return GgmlType::q5_k;
         case DType::q6_k: return GgmlType::q6_k;
-        case DType::q4_0x16: case DType::q4_kx16: break;  // weft's in-memory layouts (quant/interleave.hpp)
+        case DType::q8_0x16: case DType::q4_0x16: case DType::q4_kx16: case DType::q5_kx16: case DType::q6_kx16:
+            break;  // weft's in-memory layouts (quant/interleave.hpp)
     }
     fail("gguf: dtype ", t, " has no ggml type");
 }

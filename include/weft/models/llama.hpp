@@ -323,9 +323,9 @@ private:
                 c.eos_ids.push_back(*id);
 
         std::uint64_t bytes = 0;
-        // A copied file (FileLoad::copy) is ours to rewrite: its Q4_0 and Q4_K matrices become
-        // q4_0x16 and q4_kx16, the layouts decoding reads fastest (quant/interleave.hpp), in
-        // place. Mapped files are read as stored.
+        // A copied file (FileLoad::copy) is ours to rewrite: its quantized matrices take their
+        // x16 forms (q4_0 -> q4_0x16 ...), the layouts decoding reads fastest
+        // (quant/interleave.hpp), in place. Mapped files are read as stored.
         auto weight = [&](const std::string& name, const Shape& shape) {
             if (!f.has_tensor(name)) bad("no tensor '", name, "'");
             Weight w = f.weight(name);

@@ -104,8 +104,8 @@ inline void dequantize_row(DType type, const void* src, float* y, Index n) {
         case DType::q4_k: blocks_of(BlockQ4_K{}); break;
         case DType::q5_k: blocks_of(BlockQ5_K{}); break;
         case DType::q6_k: blocks_of(BlockQ6_K{}); break;
-        case DType::q4_0x16:
-        case DType::q4_kx16: fail("dequantize_row: ", type, " rows are interleaved, not contiguous (quant::dequantize_interleaved_row)");
+        case DType::q8_0x16: case DType::q4_0x16: case DType::q4_kx16: case DType::q5_kx16:
+        case DType::q6_kx16: fail("dequantize_row: ", type, " rows are interleaved, not contiguous (quant::dequantize_interleaved_row)");
         default: fail("dequantize_row: ", type, " is not a weight dtype");
     }
 }

@@ -1,5 +1,6 @@
-// weft/quant/interleave.hpp — Q4_0 and Q4_K matrices with 16 rows interleaved (DType::q4_0x16,
-// DType::q4_kx16): in-memory layouts that decoding reads faster than GGUF's, in the same bytes.
+// weft/quant/interleave.hpp — quantized matrices with 16 rows interleaved (DType::q8_0x16,
+// q4_0x16, q4_kx16, q5_kx16, q6_kx16): in-memory layouts that decoding reads faster than GGUF's,
+// in the same bytes.
 //
 // Why: decoding computes W·x for one x, 16 rows at a time, one vector lane per row. From GGUF's
 // layout (each row's blocks one after another) the kernel must first bring the 16 rows' bytes into
@@ -10,9 +11,10 @@
 // Layout: rows [16g, 16g + 16) of a [rows, cols] matrix keep their place, bytes
 // [16g · row_bytes, (16g + 16) · row_bytes); inside, block u of the 16 rows takes 16 blocks'
 // bytes at 16u · block_bytes:
-//   q4_0x16 (18-byte blocks, not whole dwords): bytes 0 .. 31 the rows' f16 scales d (row r at
-//     2r), then 32 + 64j + 4r: code bytes 4j .. 4j+3 of row r's block (j < 4);
-//   q4_kx16 (144-byte blocks, 36 dwords): 64i + 4r: dword i of row r's block.
+//   q8_0x16, q4_0x16 (blocks of an f16 d, then 32 or 16 code bytes): bytes 0 .. 31 the rows' d
+//     (row r at 2r), then 32 + 64j + 4r: code bytes 4j .. 4j+3 of row r's block;
+//   q4_kx16, q5_kx16 (144 and 176 bytes: whole dwords): 64i + 4r: dword i of row r's block;
+//   q6_kx16 (210 bytes: 52 dwords, then d): the 52 dwords so, then at 52 · 64 + 2r row r's d.
 // The rows' count must be a multiple of 16. Values are exactly those of the GGUF blocks.
 #pragma once
 
@@ -32,11 +34,29 @@ namespace weft::quant {
 
 inline constexpr Index interleaved_rows = 16;
 
-// The interleaved form of a GGUF type (q4_0 -> q4_0x16, q4_k -> q4_kx16), or t itself if none.
-inline DType interleaved_dtype(DType t) { return t == DType::q4_0 ? DType::q4_0x16 : t == DType::q4_k ? DType::q4_kx16 : t; }
-inline bool is_interleaved(DType t) { return t == DType::q4_0x16 || t == DType::q4_kx16; }
-// The GGUF type an interleaved one holds.
-inline DType plain_dtype(DType t) { return t == DType::q4_0x16 ? DType::q4_0 : t == DType::q4_kx16 ? DType::q4_k : t; }
+// The interleaved form of a GGUF quantized type (q4_0 -> q4_0x16 ...), or t itself if none.
+inline DType interleaved_dtype(DType t) {
+    switch (t) {
+        case DType::q8_0: return DType::q8_0x16;
+        case DType::q4_0: return DType::q4_0x16;
+        case DType::q4_k: return DType::q4_kx16;
+        case DType::q5_k: return DType::q5_kx16;
+        case DType::q6_k: return DType::q6_kx16;
+        default: return t;
+    }
+}
+inline bool is_interleaved(DType t) { return t >= DType::q8_0x16 && t <= DType::q6_kx16; }
+// The GGUF type an interleaved one holds, or t itself.
+inline DType plain_dtype(DType t) {
+    switch (t) {
+        case DType::q8_0x16: return DType::q8_0;
+        case DType::q4_0x16: return DType::q4_0;
+        case DType::q4_kx16: return DType::q4_k;
+        case DType::q5_kx16: return DType::q5_k;
+        case DType::q6_kx16: return DType::q6_k;
+        default: return t;
+    }
+}
 
 // Whether a [rows, cols] weight of dtype t can be interleaved.
 inline bool can_interleave(DType t, const Shape& shape) {
@@ -46,19 +66,42 @@ inline bool can_interleave(DType t, const Shape& shape) {
 
 namespace detail {
 
-// Byte b (< block_bytes) of row r's block, within the 16 rows' interleaved block.
-inline std::size_t interleaved_offset(DType plain, int r, std::size_t b) {
-    if (plain == DType::q4_0) return b < 2 ? 2 * r + b : 32 + 64 * ((b - 2) / 4) + 4 * r + (b - 2) % 4;
-    return 64 * (b / 4) + 4 * r + b % 4;
+// A GGUF block as an f16 before its dwords (Q8_0, Q4_0), its dwords alone (Q4_K, Q5_K), or its
+// dwords then an f16 (Q6_K). Interleaved, 16 blocks are: the 16 leading f16 (32 bytes), dword i
+// of the 16 blocks (64 bytes) for each i, the 16 trailing f16.
+struct BlockParts {
+    std::size_t head, dwords, tail;  // bytes, count, bytes
+};
+inline BlockParts block_parts(DType plain) {
+    switch (plain) {
+        case DType::q8_0: return {2, 8, 0};
+        case DType::q4_0: return {2, 4, 0};
+        case DType::q4_k: return {0, 36, 0};
+        case DType::q5_k: return {0, 44, 0};
+        case DType::q6_k: return {0, 52, 2};
+        default: fail("interleave: ", plain, " has no interleaved form");
+    }
+}
+
+// f(offset in the GGUF block, offset in the 16 rows' interleaved block, bytes) for each piece of
+// row r's block.
+template <class F>
+void for_each_piece(const BlockParts& p, int r, F f) {
+    const auto rr = static_cast<std::size_t>(r);
+    const std::size_t dwords_at = p.head * interleaved_rows;
+    if (p.head) f(0, p.head * rr, p.head);
+    for (std::size_t i = 0; i < p.dwords; ++i) f(p.head + 4 * i, dwords_at + 64 * i + 4 * rr, 4);
+    if (p.tail) f(p.head + 4 * p.dwords, dwords_at + 64 * p.dwords + p.tail * rr, p.tail);
 }
 
 }  // namespace detail
 
-// Rewrites a [rows, cols] matrix of GGUF type t (q4_0 or q4_k) at `data` as interleaved_dtype(t),
-// in place (groups of 16 rows in parallel).
+// Rewrites a [rows, cols] matrix of GGUF quantized type t at `data` as interleaved_dtype(t), in
+// place (groups of 16 rows in parallel).
 inline void interleave(DType t, std::byte* data, Index rows, Index cols) {
     if (!can_interleave(t, Shape{rows, cols}))
-        fail("interleave: a [", rows, ", ", cols, "] ", t, " matrix cannot be interleaved (q4_0 or q4_k, rows a multiple of 16, whole blocks)");
+        fail("interleave: a [", rows, ", ", cols, "] ", t, " matrix cannot be interleaved (a quantized type, rows a multiple of 16, whole blocks)");
+    const detail::BlockParts parts = detail::block_parts(t);
     const std::size_t bb = block_bytes(t), units = static_cast<std::size_t>(cols) / block_size(t);
     const std::size_t group_bytes = units * bb * interleaved_rows;
     parallel_for(rows / interleaved_rows, 1, [&](Index g0, Index g1) {
@@ -70,21 +113,22 @@ inline void interleave(DType t, std::byte* data, Index rows, Index cols) {
                 for (int r = 0; r < interleaved_rows; ++r) {
                     const std::uint8_t* b = rows_copy.data() + (static_cast<std::size_t>(r) * units + u) * bb;
                     std::uint8_t* o = out + u * bb * interleaved_rows;
-                    for (std::size_t i = 0; i < bb; i += 2) std::memcpy(o + detail::interleaved_offset(t, r, i), b + i, 2);
+                    detail::for_each_piece(parts, r, [&](std::size_t at, std::size_t to, std::size_t n) { std::memcpy(o + to, b + at, n); });
                 }
         }
     });
 }
 
 // Block u of row `row` of an interleaved matrix (dtype t) with `cols` columns, as the GGUF block
-// it was (block_bytes(t) bytes into `out`).
+// it was (block_bytes bytes into `out`).
 inline void interleaved_block(DType t, const void* data, Index cols, Index row, Index u, void* out) {
     const DType plain = plain_dtype(t);
     const std::size_t bb = block_bytes(plain), units = static_cast<std::size_t>(cols) / block_size(plain);
     const auto g = static_cast<std::size_t>(row / interleaved_rows);
-    const int r = static_cast<int>(row % interleaved_rows);
     const auto* o = static_cast<const std::uint8_t*>(data) + (g * units + static_cast<std::size_t>(u)) * bb * interleaved_rows;
-    for (std::size_t i = 0; i < bb; i += 2) std::memcpy(static_cast<std::uint8_t*>(out) + i, o + detail::interleaved_offset(plain, r, i), 2);
+    auto* b = static_cast<std::uint8_t*>(out);
+    detail::for_each_piece(detail::block_parts(plain), static_cast<int>(row % interleaved_rows),
+                           [&](std::size_t at, std::size_t from, std::size_t n) { std::memcpy(b + at, o + from, n); });
 }
 
 // The inverse of interleave: row `row` back as GGUF blocks (cols / block_size values into `out`).
