@@ -1,7 +1,8 @@
 // bench_quant — the quantized matmul kernels (cpu/quant_matmul.hpp) against this machine's
 // ceilings, measured in the same run:
 //   decode GEMV (M = 1 .. 8): GB/s of weight bytes read per call, and that as % of the DRAM read
-//     bandwidth measured with the same threads right before (the host drifts within minutes);
+//     bandwidth measured with the same threads right before (the host drifts within minutes),
+//     for the GGUF layout (a mapped file) and the interleaved one (the x16 types: a copied file);
 //   prefill GEMM (M = 32 .. 256): GOP/s (2·M·N·K per call), as a fraction of the int8 VNNI peak
 //     measured right before (efficiency), and as prompt tokens/s of a 1B Llama (2.47 GOP per
 //     token), beside llama.cpp's 108 (Q4_0) and 90 (Q8_0) tokens/s with 2 threads on this machine.
@@ -27,6 +28,7 @@
 
 #include "weft/core/dtype.hpp"
 #include "weft/core/storage.hpp"
+#include "weft/quant/interleave.hpp"
 #include "weft/core/threading.hpp"
 #include "weft/cpu/gemv.hpp"
 #include "weft/cpu/quant_matmul.hpp"
@@ -42,17 +44,8 @@ constexpr std::size_t kPoolBytes = std::size_t{1} << 30;
 constexpr double kLlamaOpsPerToken = 2.47e9;  // 2 · parameters of Llama 3.2 1B
 
 const char* type_name(DType t) { return weft::dtype_name(t); }
-dim unit_values(DType t) { return t == DType::q8_0 || t == DType::q4_0 ? 32 : t == DType::bf16 ? 1 : 256; }
-dim unit_bytes(DType t) {
-    switch (t) {
-        case DType::bf16: return 2;
-        case DType::q8_0: return 34;
-        case DType::q4_0: return 18;
-        case DType::q4_k: return 144;
-        case DType::q5_k: return 176;
-        default: return 210;
-    }
-}
+dim unit_values(DType t) { return static_cast<dim>(weft::block_size(t)); }
+dim unit_bytes(DType t) { return static_cast<dim>(weft::block_bytes(t)); }
 
 // 1 GiB of random bytes; scale fields set to small f16 values for the type in use (random bits
 // would give infinities and NaNs).
@@ -83,6 +76,18 @@ struct Pool {
         const dim ub = unit_bytes(t), units = static_cast<dim>(kPoolBytes) / ub;
         const std::uint16_t small = weft::float_to_f16_bits(0.01f);
         std::uint8_t* b = reinterpret_cast<std::uint8_t*>(bytes.data());
+        if (weft::quant::is_interleaved(t)) {  // units of 16 rows' blocks (quant/interleave.hpp)
+            const DType plain = weft::quant::plain_dtype(t);
+#pragma omp parallel for
+            for (dim u = 0; u < units / 16; ++u)
+                for (int r = 0; r < 16; ++r) {
+                    std::uint8_t* blk = b + u * 16 * ub;
+                    if (plain == DType::q6_k) std::memcpy(blk + 52 * 64 + 2 * r, &small, 2);
+                    else if (plain == DType::q8_0 || plain == DType::q4_0) std::memcpy(blk + 2 * r, &small, 2);
+                    else for (int h = 0; h < 2; ++h) std::memcpy(blk + 4 * r + 2 * h, &small, 2);  // d, dmin
+                }
+            return;
+        }
 #pragma omp parallel for
         for (dim u = 0; u < units; ++u) {
             std::uint8_t* blk = b + u * ub;
@@ -262,10 +267,12 @@ void register_all() {
             for (auto [K, N] : kGemvShapes)
                 for (dim M : {1, 4}) {
                     if (M != 1 && N > 8192) continue;
-                    benchmark::RegisterBenchmark("quant_gemv", BM_quant_gemv)
-                        ->Args({static_cast<dim>(t), M, K, N, threads})
-                        ->ArgNames({"type", "M", "K", "N", "threads"})
-                        ->MinTime(0.5)->UseRealTime()->Unit(benchmark::kMicrosecond);
+                    // The GGUF layout (as mapped), then the interleaved one a copied model gets.
+                    for (DType layout : {t, weft::quant::interleaved_dtype(t)})
+                        benchmark::RegisterBenchmark("quant_gemv", BM_quant_gemv)
+                            ->Args({static_cast<dim>(layout), M, K, N, threads})
+                            ->ArgNames({"type", "M", "K", "N", "threads"})
+                            ->MinTime(0.5)->UseRealTime()->Unit(benchmark::kMicrosecond);
                 }
     }
     for (int threads : {2, 1}) {

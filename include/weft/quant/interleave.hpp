@@ -94,6 +94,12 @@ void for_each_piece(const BlockParts& p, int r, F f) {
     if (p.tail) f(p.head + 4 * p.dwords, dwords_at + 64 * p.dwords + p.tail * rr, p.tail);
 }
 
+// A piece's n bytes (2 or 4: sizes known to the compiler, so no call to memcpy).
+inline void copy_piece(std::uint8_t* to, const std::uint8_t* from, std::size_t n) {
+    if (n == 4) std::memcpy(to, from, 4);
+    else std::memcpy(to, from, 2);
+}
+
 }  // namespace detail
 
 // Rewrites a [rows, cols] matrix of GGUF quantized type t at `data` as interleaved_dtype(t), in
@@ -113,7 +119,7 @@ inline void interleave(DType t, std::byte* data, Index rows, Index cols) {
                 for (int r = 0; r < interleaved_rows; ++r) {
                     const std::uint8_t* b = rows_copy.data() + (static_cast<std::size_t>(r) * units + u) * bb;
                     std::uint8_t* o = out + u * bb * interleaved_rows;
-                    detail::for_each_piece(parts, r, [&](std::size_t at, std::size_t to, std::size_t n) { std::memcpy(o + to, b + at, n); });
+                    detail::for_each_piece(parts, r, [&](std::size_t at, std::size_t to, std::size_t n) { detail::copy_piece(o + to, b + at, n); });
                 }
         }
     });
@@ -128,7 +134,7 @@ inline void interleaved_block(DType t, const void* data, Index cols, Index row, 
     const auto* o = static_cast<const std::uint8_t*>(data) + (g * units + static_cast<std::size_t>(u)) * bb * interleaved_rows;
     auto* b = static_cast<std::uint8_t*>(out);
     detail::for_each_piece(detail::block_parts(plain), static_cast<int>(row % interleaved_rows),
-                           [&](std::size_t at, std::size_t from, std::size_t n) { std::memcpy(b + at, o + from, n); });
+                           [&](std::size_t at, std::size_t from, std::size_t n) { detail::copy_piece(b + at, o + from, n); });
 }
 
 // The inverse of interleave: row `row` back as GGUF blocks (cols / block_size values into `out`).
