@@ -17,6 +17,10 @@
 //     16 × 16 tiles of exact sub-block sums from tdpbssd, finished by the same float steps.
 //   Threads split the output rows in runs of whole groups / panels: the GEMV's claimed as they go
 //   (parallel_for_guided: memory-bound, one core often streams faster), the GEMM's fixed.
+// The x16 dtypes (quant/interleave.hpp: 16 rows' blocks interleaved, as a copied model holds
+// them) run as their GGUF types with the decoders reading the rows already in lanes: every
+// path, the same steps, so the same bits, without the transposes (the GEMV about 1.5x faster
+// cache-resident on Zen 4).
 #pragma once
 
 #include <algorithm>
