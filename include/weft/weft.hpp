@@ -21,6 +21,7 @@
 
 #include "weft/quant/blocks.hpp"
 #include "weft/quant/dequantize.hpp"
+#include "weft/quant/interleave.hpp"
 #include "weft/quant/quantize.hpp"
 
 #include "weft/io/gguf.hpp"

@@ -48,6 +48,17 @@ double max_position_rel_l2(weft::TensorView<const float> got, const Tensor<doubl
     return worst;
 }
 
+// f() with weft::set_file_load(how), restored after (also if f throws).
+template <class F>
+auto with_file_load(weft::FileLoad how, F&& f) {
+    struct Restore {
+        weft::FileLoad before = weft::file_load();
+        ~Restore() { weft::set_file_load(before); }
+    } restore;
+    weft::set_file_load(how);
+    return f();
+}
+
 std::string quantized_model(const TempDir& dir, const std::string& type) {
     weft::gguf::QuantizeRecipe recipe = weft::gguf::quantize_recipe(type);
     recipe.pure = true;  // every matrix in `type`, as the reference has it
@@ -106,13 +117,18 @@ TEST_CASE("a copied Q8_0 or Q4_0 GGUF (FileLoad::copy) runs interleaved (x16) wi
         CAPTURE(type);
         const std::string path = quantized_model(dir, type);
         weft::Llama mapped = weft::Llama::from_gguf(path, 64);
-        const weft::FileLoad before = weft::file_load();
-        weft::set_file_load(weft::FileLoad::copy);
-        weft::Llama copied = weft::Llama::from_gguf(path, 64);
-        weft::set_file_load(before);
-        const weft::DType stored = mapped.layers()[0].attention.wq().weight().dtype;
+        weft::Llama copied = with_file_load(weft::FileLoad::copy, [&] { return weft::Llama::from_gguf(path, 64); });
+        const weft::DType stored = weft::quant::plain_dtype(copied.layers()[0].attention.wq().weight().dtype);
         CHECK(weft::dtype_name(stored) == type);
-        for (const auto& layer : copied.layers()) CHECK(layer.attention.wq().weight().dtype == weft::quant::interleaved_dtype(stored));
+#if defined(WEFT_HAVE_MMAP)  // else "mapped" is a copy too
+        CHECK(mapped.layers()[0].attention.wq().weight().dtype == stored);
+#endif
+        for (const auto& layer : copied.layers()) {
+            CHECK(layer.attention.wq().weight().dtype == weft::quant::interleaved_dtype(stored));
+            CHECK(layer.mlp.down().weight().dtype == weft::quant::interleaved_dtype(stored));
+        }
+        // vocab 263 is no whole number of 16-row groups: the output head stays as stored
+        CHECK(copied.lm_head().weight().dtype == stored);
         const Tensor<float> want(mapped.forward(ids));
         CHECK(bits_of(Tensor<float>(copied.forward(ids))) == bits_of(want));
         copied.reset();

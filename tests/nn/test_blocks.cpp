@@ -115,11 +115,13 @@ TEST_CASE("Linear::unit names the kernel forward() takes for a batch") {
     using weft::DType;
     using U = nn::MatmulUnit;
     const Index decode = nn::Linear::gemv_max_rows, prompt = 128;
-    for (DType t : {DType::f16, DType::bf16, DType::q4_0, DType::q8_0, DType::q4_k}) CHECK(nn::Linear::unit(t, decode) == U::gemv);
+    for (DType t : {DType::f16, DType::bf16, DType::q4_0, DType::q8_0, DType::q4_k, DType::q4_0x16}) CHECK(nn::Linear::unit(t, decode) == U::gemv);
     CHECK(nn::Linear::unit(DType::f32, prompt) == U::f32_fma);
     const U int8 = nn::Linear::unit(DType::q4_0, prompt);
     CHECK((int8 == U::int8_dot || (int8 == U::amx_tiles && weft::cpu::quant_gemm_uses_amx(DType::q4_0, prompt))));
     CHECK(nn::Linear::unit(DType::q6_k, prompt) == U::int8_dot);  // Q6_K stays off the tiles
+    CHECK(nn::Linear::unit(DType::q6_kx16, prompt) == U::int8_dot);  // interleaved: as its GGUF type
+    CHECK(nn::Linear::unit(DType::q4_0x16, prompt) == int8);
     const U exact = nn::Linear::unit(DType::f16, prompt);
     U fast = U::gemv;
     {

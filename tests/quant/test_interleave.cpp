@@ -107,6 +107,11 @@ TEST_CASE("which weights can be interleaved, and shapes that cannot") {
                          doctest::Contains("[17, 64] q4_0 matrix cannot be interleaved"), weft::Error);
     std::vector<float> y(64);
     CHECK_THROWS_WITH_AS(quant::dequantize_row(DType::q4_0x16, w.data(), y.data(), 64), doctest::Contains("interleaved"), weft::Error);
+    // Weights that claim an interleaved dtype must be whole groups of 16 rows, or blocks would
+    // be read past the matrix.
+    const weft::Weight odd(DType::q4_0x16, w.data(), Shape{17, 64}, "odd");
+    CHECK_THROWS_WITH_AS(weft::nn::Linear{odd}, doctest::Contains("weight 'odd' is q4_0x16 of shape [17, 64]"), weft::Error);
+    CHECK_THROWS_WITH_AS(weft::nn::Embedding{odd}, doctest::Contains("rows a multiple of 16"), weft::Error);
 }
 
 TEST_CASE("Linear and Embedding on interleaved weights give the GGUF type's bits") {

@@ -80,7 +80,8 @@ enum class FileLoad {
     // the page cache's, shared between processes.
     map,
     // Read into private memory on 2 MiB pages where the OS allows (Linux transparent huge pages),
-    // like llama.cpp's --no-mmap. Decoding reads every weight once per token, and on 4 KiB pages
+    // like llama.cpp's --no-mmap; weft::Llama then lays its quantized matrices out for decoding
+    // (quant/interleave.hpp). Decoding reads every weight once per token, and on 4 KiB pages
     // of a mapped file each page costs a TLB miss: on the 2-core Zen 4 machine Q4_K and Q8_0 1B
     // models decoded 5–10 % faster copied. Costs the copy at load (a 663 MiB file in the page
     // cache there: 0.16–0.19 s run after run, 1.5 s on the first run after other work, while the
@@ -173,21 +174,23 @@ public:
     // Whether the bytes are this object's own memory (FileLoad::copy, or no mmap) rather than
     // the page cache's.
     bool copied() const { return size_ > 0 && copied_; }
-    // Copies only: calls edit(bytes) with the whole copy writable, then makes it read-only again.
-    // Loaders rewrite weights into the layouts decoding reads fastest this way.
-    template <class Edit>
-    void edit(Edit&& edit) {
+    // Copies only: calls rewrite(bytes) with the whole copy writable, then makes it read-only
+    // again (also if rewrite throws). Loaders lay weights out for decoding this way (Llama:
+    // quant/interleave.hpp). One call for all of a model's rewrites: each protection change walks
+    // the whole copy's page tables.
+    template <class Rewrite>
+    void edit(Rewrite&& rewrite) {
         if (!copied()) fail("'", path_, "' is mapped, not copied: its bytes cannot be rewritten");
         auto* bytes = const_cast<std::byte*>(data_);  // our own allocation (copy_in or fallback_)
 #if defined(WEFT_HAVE_MMAP)
         if (::mprotect(mapped_.data(), mapped_.size(), PROT_READ | PROT_WRITE) != 0)
             fail("cannot make the copy of '", path_, "' writable: ", std::strerror(errno));
-        struct ReadOnlyAgain {
+        struct ReadOnlyAgain {  // cannot fail for a range that was just made writable
             std::span<std::byte> m;
             ~ReadOnlyAgain() { ::mprotect(m.data(), m.size(), PROT_READ); }
         } guard{mapped_};
 #endif
-        edit(std::span<std::byte>(bytes, size_));
+        rewrite(std::span<std::byte>(bytes, size_));
     }
 
     // Reads every page of the mapping into memory now instead of on first use, calling

@@ -51,7 +51,8 @@ struct Weight {
 };
 
 // Calls f(TensorView<const T>) with the weight viewed in its float dtype (f32, f16 or bf16).
-// Quantized weights have no element view: use quant::dequantize_row on their rows.
+// Quantized weights have no element view: use quant::dequantize_row on their rows
+// (quant::dequantize_interleaved_row for the interleaved x16 dtypes).
 template <class F>
 decltype(auto) visit_float_weight(const Weight& w, F&& f) {
     switch (w.dtype) {

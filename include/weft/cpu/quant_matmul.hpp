@@ -9,7 +9,7 @@
 // 4 x 4 transpose in registers), so one vpdpbusd against 4 activation bytes advances 16 outputs
 // and the block scales apply lane-wise, without horizontal sums.
 //   GEMV, M ≤ 4: decoder and dot products fused, nothing written (Sink); one group ahead is
-//     prefetched (16 interleaved rows defeat the hardware prefetchers). For M = 1, Q4_0
+//     prefetched (16 row streams defeat the hardware prefetchers). For M = 1, Q4_0
 //     and the K-quants on AVX-512 with VBMI + GFNI: dot products along each row, then the
 //     integer sums transposed instead of the codes (row_dots_*), fewer shuffles, same bits.
 //   GEMV, M > 4, and GEMM: decode a panel (2 groups × a slice of K) to L1/L2 once, then run it
@@ -587,6 +587,8 @@ struct Rows {
     Index lane0 = 0;
     Rows(const std::uint8_t* rows, Index row_bytes, Index count, std::uint8_t* spare, bool interleaved_ = false, Index first_row = 0)
         : base(rows), stride(row_bytes), interleaved(interleaved_), lane0(interleaved_ ? first_row % quant::interleaved_rows : 0) {
+        static_assert(quant::interleaved_rows % G == 0, "a group must lie within 16 interleaved rows");
+        if (interleaved && count < G) fail("quantized matmul: a partial group of interleaved rows");  // check_part rules it out
         if (count < G) {
             std::memcpy(spare, rows, static_cast<std::size_t>(count * row_bytes));
             std::memset(spare + count * row_bytes, 0, static_cast<std::size_t>((G - count) * row_bytes));
@@ -653,7 +655,7 @@ template <class Out>
 void decode_q4_0x16(const Rows& R, Index u0, Index u1, Out o) {
     const std::uint8_t* group = R.base - R.lane0 * R.stride;
     for (Index u = u0; u < u1; ++u) {
-        const std::uint8_t* b = group + static_cast<std::size_t>(u) * 16 * 18;
+        const std::uint8_t* b = group + static_cast<std::size_t>(u) * quant::interleaved_rows * 18;
         I t[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) t[j] = Isa::loadi(b + 32 + 64 * j + 4 * R.lane0);
@@ -691,21 +693,28 @@ void decode_q4_0(const Rows& R, Index u0, Index u1, Out o) {
     }
 }
 
+// q8_0x16, as q4_0x16: the 16 rows' scales, then their code dwords already in lanes.
+template <class Out>
+void decode_q8_0x16(const Rows& R, Index u0, Index u1, Out o) {
+    const I flip = Isa::set8(Isa::q8_unsigned ? 0x80 : 0);  // w + 128 as u8, or w as is
+    const std::uint8_t* group = R.base - R.lane0 * R.stride;
+    for (Index u = u0; u < u1; ++u) {
+        const std::uint8_t* b = group + static_cast<std::size_t>(u) * quant::interleaved_rows * 34;
+        o.begin_unit(u);
+        o.sub_scale(u, 0, Isa::load_f16(b + 2 * R.lane0));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) o.step(u, j, Isa::xor_(Isa::loadi(b + 32 + 64 * j + 4 * R.lane0), flip));
+        o.end_unit(u);
+    }
+}
+
 template <class Out>
 void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
-    const I flip = Isa::set8(Isa::q8_unsigned ? 0x80 : 0);  // w + 128 as u8, or w as is
-    if (R.interleaved) {  // q8_0x16: the 16 rows' scales, then their code dwords (quant/interleave.hpp)
-        const std::uint8_t* group = R.base - R.lane0 * R.stride;
-        for (Index u = u0; u < u1; ++u) {
-            const std::uint8_t* b = group + static_cast<std::size_t>(u) * 16 * 34;
-            o.begin_unit(u);
-            o.sub_scale(u, 0, Isa::load_f16(b + 2 * R.lane0));
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; ++j) o.step(u, j, Isa::xor_(Isa::loadi(b + 32 + 64 * j + 4 * R.lane0), flip));
-            o.end_unit(u);
-        }
+    if (R.interleaved) {
+        decode_q8_0x16<Out>(R, u0, u1, o);
         return;
     }
+    const I flip = Isa::set8(Isa::q8_unsigned ? 0x80 : 0);  // w + 128 as u8, or w as is
     Index u = u0;
     for (; u + 2 <= u1; u += 2) {
         const std::size_t off = static_cast<std::size_t>(u) * 34;
@@ -746,7 +755,8 @@ template <bool Interleaved>
 void load4(const Rows& R, std::size_t off, Index u, int unit_bytes, I t[4]) {
     if constexpr (Interleaved) {
         const std::size_t unit = static_cast<std::size_t>(u) * static_cast<std::size_t>(unit_bytes);
-        const std::uint8_t* b = R.base - R.lane0 * R.stride + unit * 16 + 16 * (off - unit) + 4 * R.lane0;
+        constexpr std::size_t rows = quant::interleaved_rows;
+        const std::uint8_t* b = R.base - R.lane0 * R.stride + rows * unit + rows * (off - unit) + 4 * R.lane0;
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) t[k] = Isa::loadi(b + 64 * k);
     } else {
@@ -861,7 +871,7 @@ void decode_q6_k(const Rows& R, Index u0, Index u1, Out o) {
         o.begin_unit(u);
         F d;
         if constexpr (Interleaved)  // the 16 rows' d after their 52 dwords (quant/interleave.hpp)
-            d = Isa::load_f16(R.base - R.lane0 * R.stride + off * 16 + 52 * 64 + 2 * R.lane0);
+            d = Isa::load_f16(R.base - R.lane0 * R.stride + off * quant::interleaved_rows + 52 * 64 + 2 * R.lane0);
         else
             d = Isa::f16_lo(Isa::srli32<16>(Isa::gather(R.base + off + 206, R.offs)));
         I sc[4];
@@ -1893,7 +1903,7 @@ inline namespace WEFT_QMM_ISA {
 
 inline bool quant_gemm_uses_amx(DType type, Index M) {
 #if defined(WEFT_QMM_AMX)
-    return detail::qmm::gemm_uses_amx(type, M);
+    return detail::qmm::gemm_uses_amx(quant::plain_dtype(type), M);
 #else
     (void)type, (void)M;
     return false;

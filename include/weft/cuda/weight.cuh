@@ -1,5 +1,6 @@
 // weft/cuda/weight.cuh — DeviceWeight: a weight copied to device memory once, in its stored dtype
-// (f32, f16, bf16 or GGUF blocks, byte for byte), with its shape in PyTorch order. Several weights
+// (f32, f16, bf16 or GGUF blocks, byte for byte; the CPU's interleaved layouts as the GGUF rows
+// they came from), with its shape in PyTorch order. Several weights
 // that read the same input (q/k/v, gate/up) can be stacked into one, row after row.
 #pragma once
 
@@ -37,6 +38,7 @@ inline std::size_t stored_bytes(DType dtype, const Shape& shape, const std::stri
 // decoding layouts) as the rows it came from, rebuilt in `host`; any other weight as it is.
 inline Weight device_layout(const Weight& w, std::vector<std::byte>& host) {
     if (!quant::is_interleaved(w.dtype)) return w;
+    quant::check_layout(w.dtype, w.shape, w.name);
     const Index rows = w.shape[0], cols = w.shape[1];
     const std::size_t row_bytes = w.row_bytes();
     host.resize(static_cast<std::size_t>(rows) * row_bytes);

@@ -315,15 +315,13 @@ public:
     // A tensor of a type weft computes with (to_dtype), in place in the mapping. Throws if absent
     // or of another type.
     Weight weight(std::string_view name) const;
-    // Whether the file was copied into memory (FileLoad::copy) rather than mapped.
+    // Whether the file was copied into memory (FileLoad::copy, or no mmap) rather than mapped.
     bool copied() const { return map_.copied(); }
-    // Copied files only: calls edit(bytes) with a tensor's stored bytes writable, for loaders that
-    // rewrite weights into an in-memory layout (quant/interleave.hpp). Throws if absent or mapped.
-    template <class Edit>
-    void edit_tensor(std::string_view name, Edit&& edit) {
-        const TensorInfo& t = tensor(name);
-        map_.edit([&](std::span<std::byte> all) { edit(all.subspan(t.begin, t.nbytes())); });
-    }
+    // Copied files only: calls rewrite(bytes) with the whole file writable (TensorInfo::begin,
+    // nbytes locate a tensor), for loaders that lay weights out in memory their own way
+    // (quant/interleave.hpp). The infos and weight() still describe the stored types.
+    template <class Rewrite>
+    void edit(Rewrite&& rewrite) { map_.edit(rewrite); }
 
 private:
     class Parser;

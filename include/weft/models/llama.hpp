@@ -2,8 +2,9 @@
 // example of how to build a model. One token's path:
 //   ids → Embedding → for each layer: x += Attention(RMSNorm(x)); x += SwiGLU(RMSNorm(x))
 //       → RMSNorm → lm_head → logits
-// Weights stay where the file put them (memory-mapped, in their stored dtype); memory is the
-// mapped file + the KV cache + a workspace that grows to its size during warm-up, then stays.
+// Weights stay where the file put them (memory-mapped, in their stored dtype; a file copied into
+// memory instead has its quantized matrices laid out for decoding, quant/interleave.hpp); memory
+// is the file + the KV cache + a workspace that grows to its size during warm-up, then stays.
 // Loads Hugging Face directories (safetensors) and GGUF files (llama.cpp's format, quantized too).
 #pragma once
 
@@ -28,6 +29,7 @@
 #include "weft/nn/linear.hpp"
 #include "weft/nn/norm.hpp"
 #include "weft/nn/rope.hpp"
+#include "weft/quant/interleave.hpp"
 
 namespace weft {
 
@@ -71,7 +73,8 @@ public:
     // token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up,
     // ffn_down} (biases where present), output_norm, output (absent: tied to token_embd) and
     // rope_freqs (Llama 3.1 scaling). GGUF Llama files pair RoPE dimensions (2i, 2i+1). Weights stay
-    // in the mapped file in their stored types, quantized ones included.
+    // in the mapped file in their stored types, quantized ones included (FileLoad::copy: in the
+    // copy, quantized matrices interleaved for decoding).
     static Llama from_gguf(const std::string& path, Index context = 0, const gguf::Limits& limits = {}) {
         auto file = std::make_shared<gguf::File>(path, limits);
         return from_gguf_file(file, context);
@@ -323,16 +326,22 @@ private:
                 c.eos_ids.push_back(*id);
 
         std::uint64_t bytes = 0;
-        // A copied file (FileLoad::copy) is ours to rewrite: its quantized matrices take their
-        // x16 forms (q4_0 -> q4_0x16 ...), the layouts decoding reads fastest
-        // (quant/interleave.hpp), in place. Mapped files are read as stored.
-        auto weight = [&](const std::string& name, const Shape& shape) {
+        // A copied file (FileLoad::copy) is ours to rewrite: the quantized matrices that decoding
+        // multiplies take their x16 forms (q4_0 -> q4_0x16 ...), the layouts it reads fastest
+        // (quant/interleave.hpp), in place, all in one edit before the model is returned. Mapped
+        // files are read as stored.
+        struct Rewrite {
+            const gguf::TensorInfo* info;
+            DType type;
+        };
+        std::vector<Rewrite> rewrites;
+        auto weight = [&](const std::string& name, const Shape& shape, bool matmul = true) {
             if (!f.has_tensor(name)) bad("no tensor '", name, "'");
             Weight w = f.weight(name);
             if (!(w.shape == shape)) bad("tensor '", name, "' has shape ", w.shape, ", expected ", shape);
             bytes += nn::stored_bytes(w);
-            if (f.copied() && quant::can_interleave(w.dtype, w.shape)) {  // each tensor is fetched once
-                f.edit_tensor(name, [&](std::span<std::byte> b) { quant::interleave(w.dtype, b.data(), shape[0], shape[1]); });
+            if (matmul && f.copied() && quant::can_interleave(w.dtype, w.shape)) {  // each tensor is fetched once
+                rewrites.push_back({f.find_tensor(name), w.dtype});
                 w.dtype = quant::interleaved_dtype(w.dtype);
             }
             return w;
@@ -358,7 +367,8 @@ private:
             bad("tokenizer.ggml.tokens has ", tokens->size(), " tokens but token_embd.weight has ", c.vocab_size, " rows");
 
         const Index D = c.dim, H = c.n_heads, KV = c.n_kv_heads, HD = c.head_dim, F = c.ffn_dim;
-        nn::Embedding embedding(weight("token_embd.weight", Shape{c.vocab_size, D}));
+        // The table is also lm_head when the file has no output.weight.
+        nn::Embedding embedding(weight("token_embd.weight", Shape{c.vocab_size, D}, /*matmul=*/!f.has_tensor("output.weight")));
         const std::uint64_t embedding_bytes = bytes;
         std::vector<LlamaLayer> layers;
         nn::AttentionConfig ac{H, KV, HD, true, nn::RopePairing::interleaved, 0};
@@ -399,6 +409,10 @@ private:
                 if (!(factors[j] > 0) || !std::isfinite(factors[j]))
                     bad("rope_freqs.weight[", j, "] is ", factors[j], ", expected a positive factor");
         }
+        if (!rewrites.empty())
+            f.edit([&](std::span<std::byte> stored) {
+                for (const Rewrite& r : rewrites) quant::interleave(r.type, stored.data() + r.info->begin, r.info->shape[0], r.info->shape[1]);
+            });
         Llama model(c, std::move(embedding), std::move(layers), std::move(final_norm), std::move(lm_head), context, std::move(file));
         if (!factors.empty()) model.rope_.divide_frequencies(factors);
         model.weight_bytes_ = bytes - embedding_bytes + embedding_bytes / static_cast<std::uint64_t>(c.vocab_size);

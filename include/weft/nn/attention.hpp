@@ -392,6 +392,10 @@ public:
         down_.forward(g, out);
     }
 
+    const Linear& gate() const { return gate_; }
+    const Linear& up() const { return up_; }
+    const Linear& down() const { return down_; }
+
 private:
     Linear gate_, up_, down_;
 };

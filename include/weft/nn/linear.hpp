@@ -73,6 +73,7 @@ public:
         if (weight_.shape.rank() != 2) fail("Linear: weight '", weight_.name, "' has shape ", weight_.shape, ", expected [out, in]");
         if (!bias_.empty()) bias_.expect_shape(Shape{out_features()});
         if (is_quantized(weight_.dtype)) (void)weight_.row_bytes();  // throws unless rows are whole blocks
+        quant::check_layout(weight_.dtype, weight_.shape, weight_.name);
     }
 
     Index in_features() const { return weight_.shape[1]; }
@@ -194,6 +195,7 @@ public:
     Embedding() = default;
     explicit Embedding(Weight table) : table_(std::move(table)) {
         if (table_.shape.rank() != 2) fail("Embedding: table '", table_.name, "' has shape ", table_.shape, ", expected [vocab, dim]");
+        quant::check_layout(table_.dtype, table_.shape, table_.name);
     }
     Index vocab_size() const { return table_.shape[0]; }
     Index dim() const { return table_.shape[1]; }
@@ -209,7 +211,7 @@ public:
                 // GGUF files often store the table quantized (Q4_K, Q6_K …): dequantize the one row.
                 if (!out.is_contiguous()) fail("Embedding: a quantized table needs a contiguous output");
                 float* y = out.data() + static_cast<Index>(t) * dim();
-                if (quant::is_interleaved(table_.dtype)) {  // a tied lm_head's table, interleaved for decoding
+                if (quant::is_interleaved(table_.dtype)) {  // a table shared with lm_head, laid out for decoding
                     quant::dequantize_interleaved_row(table_.dtype, table_.data, dim(), tokens[t], y);
                 } else {
                     const std::size_t row = table_.row_bytes();

@@ -18,16 +18,18 @@
 // The rows' count must be a multiple of 16. Values are exactly those of the GGUF blocks.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "weft/core/dtype.hpp"
 #include "weft/core/error.hpp"
 #include "weft/core/shape.hpp"
 #include "weft/core/threading.hpp"
-#include "weft/quant/blocks.hpp"
 #include "weft/quant/dequantize.hpp"
 
 namespace weft::quant {
@@ -62,6 +64,14 @@ inline DType plain_dtype(DType t) {
 inline bool can_interleave(DType t, const Shape& shape) {
     return interleaved_dtype(t) != t && shape.rank() == 2 && shape[0] > 0 && shape[0] % interleaved_rows == 0 && shape[1] > 0 &&
            shape[1] % static_cast<Index>(block_size(t)) == 0;
+}
+
+// Throws unless a weight `name` of dtype t and this shape can be read: an interleaved one must be
+// a whole number of 16-row groups of whole blocks (nothing else is ever interleaved).
+inline void check_layout(DType t, const Shape& shape, const std::string& name) {
+    if (is_interleaved(t) && !can_interleave(plain_dtype(t), shape))
+        fail("weight '", name, "' is ", t, " of shape ", shape, ": interleaved weights are [rows, cols] with rows a multiple of ",
+             interleaved_rows, " and whole blocks of ", block_size(t));
 }
 
 namespace detail {
@@ -110,8 +120,15 @@ inline void interleave(DType t, std::byte* data, Index rows, Index cols) {
     const detail::BlockParts parts = detail::block_parts(t);
     const std::size_t bb = block_bytes(t), units = static_cast<std::size_t>(cols) / block_size(t);
     const std::size_t group_bytes = units * bb * interleaved_rows;
+    std::atomic<bool> out_of_memory{false};
     parallel_for(rows / interleaved_rows, 1, [&](Index g0, Index g1) {
-        std::vector<std::uint8_t> rows_copy(group_bytes);
+        std::vector<std::uint8_t> rows_copy;
+        try {  // nothing may throw out of the parallel region
+            rows_copy.resize(group_bytes);
+        } catch (const std::bad_alloc&) {
+            out_of_memory = true;
+            return;
+        }
         for (Index g = g0; g < g1; ++g) {
             auto* out = reinterpret_cast<std::uint8_t*>(data) + static_cast<std::size_t>(g) * group_bytes;
             std::memcpy(rows_copy.data(), out, group_bytes);
@@ -123,6 +140,9 @@ inline void interleave(DType t, std::byte* data, Index rows, Index cols) {
                 }
         }
     });
+    // Groups are rewritten whole or not at all, but some may be done: the matrix is then neither
+    // layout, and the caller must not use it.
+    if (out_of_memory) fail("interleave: out of memory for a ", group_bytes, "-byte copy of 16 rows");
 }
 
 // Block u of row `row` of an interleaved matrix (dtype t) with `cols` columns, as the GGUF block
