@@ -596,6 +596,10 @@ struct Rows {
         }
         offs = Isa::offsets(row_bytes);
     }
+    // Interleaved: where block u (of unit_bytes per row) of the 16-row group starts.
+    const std::uint8_t* unit16(Index u, std::size_t unit_bytes) const {
+        return base - lane0 * stride + static_cast<std::size_t>(u) * quant::interleaved_rows * unit_bytes;
+    }
 };
 
 // ---- Decoders: units [u0, u1) of a group's rows ------------------------------------------------
@@ -653,9 +657,8 @@ void emit_q4_0(Out& o, Index u, F d, const I* t) {
 // as decode_q4_0 on the same blocks, so the same bits.
 template <class Out>
 void decode_q4_0x16(const Rows& R, Index u0, Index u1, Out o) {
-    const std::uint8_t* group = R.base - R.lane0 * R.stride;
     for (Index u = u0; u < u1; ++u) {
-        const std::uint8_t* b = group + static_cast<std::size_t>(u) * quant::interleaved_rows * 18;
+        const std::uint8_t* b = R.unit16(u, 18);
         I t[4];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) t[j] = Isa::loadi(b + 32 + 64 * j + 4 * R.lane0);
@@ -697,9 +700,8 @@ void decode_q4_0(const Rows& R, Index u0, Index u1, Out o) {
 template <class Out>
 void decode_q8_0x16(const Rows& R, Index u0, Index u1, Out o) {
     const I flip = Isa::set8(Isa::q8_unsigned ? 0x80 : 0);  // w + 128 as u8, or w as is
-    const std::uint8_t* group = R.base - R.lane0 * R.stride;
     for (Index u = u0; u < u1; ++u) {
-        const std::uint8_t* b = group + static_cast<std::size_t>(u) * quant::interleaved_rows * 34;
+        const std::uint8_t* b = R.unit16(u, 34);
         o.begin_unit(u);
         o.sub_scale(u, 0, Isa::load_f16(b + 2 * R.lane0));
 #pragma GCC unroll 8
@@ -754,9 +756,8 @@ void decode_q8_0(const Rows& R, Index u0, Index u1, Out o) {
 template <bool Interleaved>
 void load4(const Rows& R, std::size_t off, Index u, int unit_bytes, I t[4]) {
     if constexpr (Interleaved) {
-        const std::size_t unit = static_cast<std::size_t>(u) * static_cast<std::size_t>(unit_bytes);
-        constexpr std::size_t rows = quant::interleaved_rows;
-        const std::uint8_t* b = R.base - R.lane0 * R.stride + rows * unit + rows * (off - unit) + 4 * R.lane0;
+        const auto ub = static_cast<std::size_t>(unit_bytes);
+        const std::uint8_t* b = R.unit16(u, ub) + quant::interleaved_rows * (off - static_cast<std::size_t>(u) * ub) + 4 * R.lane0;
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) t[k] = Isa::loadi(b + 64 * k);
     } else {
@@ -871,7 +872,7 @@ void decode_q6_k(const Rows& R, Index u0, Index u1, Out o) {
         o.begin_unit(u);
         F d;
         if constexpr (Interleaved)  // the 16 rows' d after their 52 dwords (quant/interleave.hpp)
-            d = Isa::load_f16(R.base - R.lane0 * R.stride + off * quant::interleaved_rows + 52 * 64 + 2 * R.lane0);
+            d = Isa::load_f16(R.unit16(u, 210) + 52 * 64 + 2 * R.lane0);
         else
             d = Isa::f16_lo(Isa::srli32<16>(Isa::gather(R.base + off + 206, R.offs)));
         I sc[4];
